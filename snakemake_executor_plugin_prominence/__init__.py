@@ -1,0 +1,146 @@
+"""Snakemake executor plugin for PROMINENCE: every Snakemake job becomes a PROMINENCE job.
+
+This module holds only what Snakemake's plugin registry looks for: the settings dataclass,
+the common settings and the executor class. Everything else lives in its own module.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from snakemake_interface_executor_plugins.settings import (
+    CommonSettings,
+    ExecutorSettingsBase,
+)
+
+from snakemake_executor_plugin_prominence.executor import Executor
+
+__all__ = ["Executor", "ExecutorSettings", "common_settings"]
+
+# Field annotations stay real types (no `from __future__ import annotations`): Snakemake's
+# settings machinery inspects them to build the command-line flags.
+
+
+@dataclass
+class ExecutorSettings(ExecutorSettingsBase):
+    url: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Base URL of the PROMINENCE REST API, e.g. "
+            "https://eosc.prominence.cloud/api/v1. Default: the PROMINENCE_URL "
+            "environment variable. Plain http:// is only allowed to a loopback address.",
+            "metavar": "URL",
+        },
+    )
+    token: Optional[str] = field(
+        default=None,
+        repr=False,
+        metadata={
+            "help": "PROMINENCE access token. Prefer the environment variable or the token "
+            "file: a value given on the command line ends up in shell history. Default: "
+            "the PROMINENCE_TOKEN environment variable, then the token file.",
+            "env_var": True,
+            "metavar": "TOKEN",
+        },
+    )
+    token_file: Optional[Path] = field(
+        default=None,
+        metadata={
+            "help": "File holding the access token: the JSON written by `prominence login` "
+            "(its access_token is used) or the bare token. Default: ~/.prominence/token.",
+            "metavar": "PATH",
+        },
+    )
+    ca_bundle: Optional[Path] = field(
+        default=None,
+        metadata={
+            "help": "CA bundle (PEM) to verify the PROMINENCE server's TLS certificate "
+            "with, for sites with a private CA. TLS verification is always on.",
+            "metavar": "PATH",
+        },
+    )
+    container_image: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Container image for jobs whose rule sets neither the "
+            "prominence_image resource nor container:. It must contain Python and "
+            "Snakemake. Default: Snakemake's --container-image, i.e. "
+            "snakemake/snakemake:v<installed Snakemake version>.",
+            "metavar": "IMAGE",
+        },
+    )
+    runtime: str = field(
+        default="singularity",
+        metadata={
+            "help": "Container runtime PROMINENCE uses for the jobs "
+            "(per rule: the prominence_runtime resource).",
+            "choices": ["singularity", "udocker"],
+            "metavar": "RUNTIME",
+        },
+    )
+    storage_plugins: str = field(
+        default="install",
+        metadata={
+            "help": "How the Snakemake storage plugins get into a job: 'install' pip-installs "
+            "the storage plugins installed here, at the same versions, when the job starts "
+            "(needs network access from the job); 'image' assumes the image already has them.",
+            "choices": ["install", "image"],
+            "metavar": "MODE",
+        },
+    )
+    max_retries: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "PROMINENCE policy maximumRetries (1-6): how often PROMINENCE itself "
+            "re-runs a job whose worker failed. Independent of Snakemake's --retries. "
+            "Per rule: the prominence_max_retries resource.",
+            "metavar": "N",
+            "type": int,
+        },
+    )
+    max_time_in_queue: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "PROMINENCE policy maximumTimeInQueue in minutes (0-44640): a job that "
+            "waits longer for resources fails. Per rule: prominence_max_time_in_queue.",
+            "metavar": "MINUTES",
+            "type": int,
+        },
+    )
+    sites: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated PROMINENCE sites a job may run at "
+            "(policies.placement.requirements.sites). Per rule: prominence_sites.",
+            "metavar": "SITE[,SITE...]",
+        },
+    )
+    regions: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated regions a job may run in "
+            "(policies.placement.requirements.regions). Per rule: prominence_regions.",
+            "metavar": "REGION[,REGION...]",
+        },
+    )
+    labels: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Extra labels for every job, comma-separated key=value pairs "
+            "(keys: letters and digits; values: letters, digits, _ - . /).",
+            "metavar": "KEY=VALUE[,KEY=VALUE...]",
+        },
+    )
+
+
+common_settings = CommonSettings(
+    non_local_exec=True,
+    implies_no_shared_fs=True,
+    job_deploy_sources=True,
+    # Environment values (which may be secrets) travel in the task env, never in cmd.
+    pass_envvar_declarations_to_cmd=False,
+    # Snakemake's own auto-deploy installs every storage plugin unpinned; we install the
+    # locally installed versions ourselves (see the storage_plugins setting).
+    auto_deploy_default_storage_provider=False,
+    init_seconds_before_status_checks=0,
+)

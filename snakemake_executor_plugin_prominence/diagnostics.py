@@ -1,0 +1,59 @@
+"""Read a failed job's output the way a person would, and say what went wrong.
+
+PROMINENCE records the exit code of the remote Snakemake, which is 1 whatever the rule's own
+command returned; the rule's status and the common infrastructure problems (an image without
+Python or Snakemake, a missing storage plugin) are only visible in the job's stderr.
+"""
+
+from __future__ import annotations
+
+import re
+
+_EXIT_STATUS = re.compile(r"returned non-zero exit status (\d+)")
+_ERROR_IN_RULE = re.compile(r"^Error in rule (\S+?):?\s*$", re.MULTILINE)
+_NO_PYTHON = re.compile(
+    r"(?:\b(?:python3?): (?:command )?not found|exec: \"?python3?\"?: executable file not found"
+    r"|No such file or directory: '?python3?'?)"
+)
+_NO_SNAKEMAKE = re.compile(r"No module named '?snakemake'?(?:\s|$)")
+_NO_STORAGE_PLUGIN = re.compile(
+    r"(?:No module named '?(snakemake_storage_plugin_\w+)'?"
+    r"|[Ss]torage provider (\S+) is not (?:installed|available)"
+    r"|unrecognized arguments: (--storage-\S+))"
+)
+_TOKEN_REJECTED = re.compile(r"Authentication failure|access token has expired", re.IGNORECASE)
+
+
+def explain(stderr: str, image: str | None = None) -> list[str]:
+    """Plain-language findings from a failed job's stderr, most specific first."""
+    findings: list[str] = []
+    image_text = f"the image {image}" if image else "the job's image"
+    if _NO_PYTHON.search(stderr):
+        findings.append(
+            f"{image_text} has no `python` on its PATH; PROMINENCE job images must contain "
+            "Python, Snakemake and the storage plugin in use (set prominence_image or "
+            "--prominence-container-image)"
+        )
+    elif _NO_SNAKEMAKE.search(stderr):
+        findings.append(
+            f"{image_text} has Python but no Snakemake; PROMINENCE job images must contain "
+            "Snakemake and the storage plugin in use (set prominence_image or "
+            "--prominence-container-image)"
+        )
+    plugin = _NO_STORAGE_PLUGIN.search(stderr)
+    if plugin:
+        name = next(group for group in plugin.groups() if group)
+        findings.append(
+            f"a Snakemake storage plugin is missing in the job ({name}); install it in the "
+            "image or use --prominence-storage-plugins install"
+        )
+    rule = _ERROR_IN_RULE.search(stderr)
+    status = _EXIT_STATUS.search(stderr)
+    if status:
+        where = f"rule {rule.group(1)}'s" if rule else "the rule's"
+        findings.append(f"{where} command exited with status {status.group(1)}")
+    elif rule:
+        findings.append(f"rule {rule.group(1)} failed inside the job")
+    if _TOKEN_REJECTED.search(stderr):
+        findings.append("PROMINENCE rejected a token (expired or invalid)")
+    return findings

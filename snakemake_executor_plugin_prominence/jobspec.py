@@ -1,0 +1,407 @@
+"""Turn one Snakemake job into a PROMINENCE job description.
+
+Pure functions only: no I/O, no clock, no randomness. Everything the real server would
+reject is caught here with a message that names the rule, the resource and the value, so a
+bad rule fails alone instead of reaching the server (or crashing it: the server answers 500
+to a numeric string and rejects floats).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+
+RUNTIMES = ("singularity", "udocker")
+MPI_FLAVOURS = ("openmpi", "mpich", "intelmpi")
+
+#: Per-rule resources this plugin understands. Any other ``prominence_*`` resource is a typo.
+PROMINENCE_RESOURCES = (
+    "prominence_image",
+    "prominence_runtime",
+    "prominence_mpi",
+    "prominence_procs_per_node",
+    "prominence_max_retries",
+    "prominence_max_time_in_queue",
+    "prominence_sites",
+    "prominence_regions",
+    "prominence_priority",
+)
+
+# Limits and patterns of the real server's validator (reference §3).
+MAX_RETRIES = 6
+MAX_TIME_IN_QUEUE_MINUTES = 44640
+MAX_NAME_LENGTH = 512
+MAX_LABEL_LENGTH = 512
+# HTCondor stores these as 32-bit integers; a larger request can only be a mistake.
+MAX_INTEGER = 2**31 - 1
+DEFAULT_DISK_GB = 10
+
+LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
+LABEL_VALUE_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+$")
+_NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_./-]")
+_NOT_LABEL_VALUE_CHAR = re.compile(r"[^A-Za-z0-9_./-]")
+
+
+class JobSpecError(ValueError):
+    """A rule asks for something PROMINENCE cannot do; the message says what and where."""
+
+    def __init__(self, rule: str, resource: str, value: Any, problem: str) -> None:
+        self.rule = rule
+        self.resource = resource
+        self.value = value
+        super().__init__(f"Rule '{rule}': resource {resource}={value!r} {problem}.")
+
+
+@dataclass(frozen=True)
+class JobDefaults:
+    """Run-wide inputs of the mapping, resolved once from the plugin settings."""
+
+    image: str
+    runtime: str = "singularity"
+    max_retries: int | None = None
+    max_time_in_queue: int | None = None
+    sites: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def build(
+    job: JobExecutorInterface,
+    command: str,
+    env: Mapping[str, str],
+    defaults: JobDefaults,
+    job_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return the JSON body for ``POST /jobs`` that runs ``command`` for ``job``.
+
+    ``command`` is the remote Snakemake command line; PROMINENCE splits a task's ``cmd``
+    without a shell, so it is wrapped in ``/bin/sh -c``. ``job_labels`` are added to the
+    run-wide labels (run id, rule, job id, attempt, submission key).
+    """
+    rule = rule_label(job)
+    extra = _prominence_resources(job, rule)
+
+    resources: dict[str, int] = {
+        "nodes": _nodes(job, rule),
+        "cpus": _cpus(job, rule),
+        "memory": _memory_gb(job, rule),
+        "disk": _disk_gb(job, rule),
+    }
+    walltime = _walltime_minutes(job, rule)
+    if walltime is not None:
+        resources["walltime"] = walltime
+
+    task: dict[str, Any] = {
+        "image": _image(job, rule, extra, defaults),
+        "runtime": _choice(rule, "prominence_runtime", extra, RUNTIMES, defaults.runtime),
+        "cmd": "/bin/sh -c " + shlex.quote(command),
+    }
+    if env:
+        task["env"] = {str(k): str(v) for k, v in env.items()}
+    _add_mpi(task, resources, rule, extra)
+
+    description: dict[str, Any] = {
+        "name": job_name(job),
+        "resources": resources,
+        "tasks": [task],
+        "labels": _labels(rule, {**defaults.labels, **(job_labels or {})}),
+    }
+    policies = _policies(rule, extra, defaults)
+    if policies:
+        description["policies"] = policies
+    return description
+
+
+def rule_label(job: JobExecutorInterface) -> str:
+    """The rule name, or the group name for a group job: what users call the job."""
+    return str(job.name)
+
+
+def job_name(job: JobExecutorInterface) -> str:
+    """``snakejob.<rule>.<jobid>``, within the server's name pattern and length."""
+    name = _NOT_NAME_CHAR.sub("_", f"snakejob.{job.name}.{job.jobid}")
+    return name[:MAX_NAME_LENGTH]
+
+
+def label_value(value: Any) -> str:
+    """Any value made into a valid label value (non-empty, restricted characters)."""
+    text = _NOT_LABEL_VALUE_CHAR.sub("_", str(value))[:MAX_LABEL_LENGTH]
+    return text or "_"
+
+
+def parse_label_pairs(text: str | None, source: str) -> dict[str, str]:
+    """Parse ``k=v,k2=v2`` user labels; a bad key or value is an error naming ``source``."""
+    labels: dict[str, str] = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not LABEL_KEY_PATTERN.match(key) or len(key) > MAX_LABEL_LENGTH:
+            raise ValueError(
+                f"{source}: label {item!r} is invalid: expected key=value with a key of "
+                "letters and digits only"
+            )
+        if not LABEL_VALUE_PATTERN.match(value) or len(value) > MAX_LABEL_LENGTH:
+            raise ValueError(
+                f"{source}: label value {value!r} is invalid: use letters, digits and _ - . /"
+            )
+        labels[key] = value
+    return labels
+
+
+def split_list(text: str | None) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``."""
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+# --- resources -------------------------------------------------------------------------
+
+
+def _member_jobs(job: JobExecutorInterface) -> list[Any]:
+    return list(job.jobs) if job.is_group() else [job]
+
+
+def _prominence_resources(job: JobExecutorInterface, rule: str) -> dict[str, Any]:
+    """Collect ``prominence_*`` resources (for a group: from its members, which must agree)."""
+    found: dict[str, Any] = {}
+    for member in _member_jobs(job):
+        for name, value in member.resources.items():
+            if not name.startswith("prominence_"):
+                continue
+            if name not in PROMINENCE_RESOURCES:
+                raise JobSpecError(
+                    rule,
+                    name,
+                    value,
+                    "is not a resource this plugin knows; known: "
+                    + ", ".join(PROMINENCE_RESOURCES),
+                )
+            if name in found and found[name] != value:
+                raise JobSpecError(
+                    rule,
+                    name,
+                    value,
+                    f"differs between the rules of the group (also {found[name]!r}); "
+                    "a group runs as one PROMINENCE job and needs one value",
+                )
+            found[name] = value
+    return found
+
+
+def _number(rule: str, resource: str, value: Any, what: str) -> float:
+    """A finite, non-negative number, or a JobSpecError saying what was expected."""
+    if isinstance(value, bool):
+        raise JobSpecError(rule, resource, value, f"is invalid: expected {what}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise JobSpecError(rule, resource, value, f"is invalid: expected {what}") from None
+    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise JobSpecError(rule, resource, value, f"is invalid: expected {what}")
+    return float(value) if isinstance(value, float) else value
+
+
+def _whole(
+    rule: str, resource: str, value: Any, what: str, minimum: int, maximum: int = MAX_INTEGER
+) -> int:
+    """Round ``value`` up to a whole number within ``[minimum, maximum]``."""
+    number = _number(rule, resource, value, what)
+    whole = math.ceil(number)
+    if whole < minimum:
+        raise JobSpecError(
+            rule, resource, value, f"is too small: expected {what} of at least {minimum}"
+        )
+    if whole > maximum:
+        raise JobSpecError(rule, resource, value, f"is too large: at most {maximum} is allowed")
+    return whole
+
+
+def _strict_int(rule: str, resource: str, value: Any, minimum: int, maximum: int) -> int:
+    """An integer given as such (a count, not a size): 2.5 retries is a mistake, not 3."""
+    number = _number(rule, resource, value, f"a whole number from {minimum} to {maximum}")
+    if number != int(number) or not minimum <= number <= maximum:
+        raise JobSpecError(
+            rule,
+            resource,
+            value,
+            f"is invalid: expected a whole number from {minimum} to {maximum}",
+        )
+    return int(number)
+
+
+def _cpus(job: JobExecutorInterface, rule: str) -> int:
+    if job.is_group():
+        return _whole(rule, "_cores", job.resources.get("_cores", 1), "a number of cores", 1)
+    return _whole(rule, "threads", job.threads, "a number of threads", 1)
+
+
+def _size_gb(job: JobExecutorInterface, rule: str, kind: str) -> int | None:
+    """``<kind>_mib`` (or ``<kind>_mb``) rounded up to whole GiB, at least 1."""
+    resources = job.resources
+    if resources.get(f"{kind}_mib") is not None:
+        name, value, mib_per_unit = f"{kind}_mib", resources.get(f"{kind}_mib"), 1.0
+    elif resources.get(f"{kind}_mb") is not None:
+        name, value, mib_per_unit = f"{kind}_mb", resources.get(f"{kind}_mb"), 1e6 / 2**20
+    else:
+        return None
+    mib = _number(rule, name, value, "a size in megabytes (a number >= 0)") * mib_per_unit
+    gb = max(1, math.ceil(mib / 1024))
+    if gb > MAX_INTEGER:
+        raise JobSpecError(rule, name, value, "is too large")
+    return gb
+
+
+def _memory_gb(job: JobExecutorInterface, rule: str) -> int:
+    return _size_gb(job, rule, "mem") or 1
+
+
+def _disk_gb(job: JobExecutorInterface, rule: str) -> int:
+    # The server needs disk (it crashes without it), so a default is always sent.
+    return _size_gb(job, rule, "disk") or DEFAULT_DISK_GB
+
+
+def _walltime_minutes(job: JobExecutorInterface, rule: str) -> int | None:
+    value = job.resources.get("runtime")
+    if value is None or (not isinstance(value, bool) and value == 0):
+        return None
+    return _whole(rule, "runtime", value, "a duration in minutes", 1)
+
+
+def _nodes(job: JobExecutorInterface, rule: str) -> int:
+    value = job.resources.get("nodes")
+    if value is None:
+        return 1
+    return _strict_int(rule, "nodes", value, 1, MAX_INTEGER)
+
+
+# --- task ------------------------------------------------------------------------------
+
+
+def _image(
+    job: JobExecutorInterface, rule: str, extra: Mapping[str, Any], defaults: JobDefaults
+) -> str:
+    """``prominence_image`` > the rule's ``container:`` > the run-wide default image."""
+    if "prominence_image" in extra:
+        image = extra["prominence_image"]
+        _check_image(rule, "prominence_image", image)
+        return image
+    containers = {
+        member.container_img_url
+        for member in _member_jobs(job)
+        if getattr(member, "container_img_url", None)
+    }
+    if len(containers) > 1:
+        raise JobSpecError(
+            rule,
+            "container",
+            sorted(containers),
+            "differs between the rules of the group; set prominence_image for all of them",
+        )
+    if containers:
+        image = containers.pop()
+        _check_image(rule, "container", image)
+        return image
+    return defaults.image
+
+
+def _check_image(rule: str, resource: str, image: Any) -> None:
+    if not isinstance(image, str) or not image.strip() or any(c.isspace() for c in image):
+        raise JobSpecError(
+            rule, resource, image, "is invalid: expected an image name without spaces"
+        )
+
+
+def _choice(
+    rule: str, resource: str, extra: Mapping[str, Any], choices: Iterable[str], default: str
+) -> str:
+    value = extra.get(resource, default)
+    if value not in choices:
+        raise JobSpecError(
+            rule, resource, value, "is invalid: expected one of " + ", ".join(choices)
+        )
+    return value
+
+
+def _add_mpi(
+    task: dict[str, Any], resources: dict[str, int], rule: str, extra: Mapping[str, Any]
+) -> None:
+    """Multi-node jobs need an MPI task type; the server rejects nodes > 1 without one."""
+    if "prominence_mpi" in extra:
+        task["type"] = _choice(rule, "prominence_mpi", extra, MPI_FLAVOURS, "")
+    elif resources["nodes"] > 1:
+        raise JobSpecError(
+            rule,
+            "nodes",
+            resources["nodes"],
+            "needs an MPI job: also set prominence_mpi to one of " + ", ".join(MPI_FLAVOURS),
+        )
+    if "prominence_procs_per_node" in extra:
+        if "type" not in task:
+            raise JobSpecError(
+                rule,
+                "prominence_procs_per_node",
+                extra["prominence_procs_per_node"],
+                "needs prominence_mpi",
+            )
+        task["procsPerNode"] = _strict_int(
+            rule,
+            "prominence_procs_per_node",
+            extra["prominence_procs_per_node"],
+            1,
+            resources["cpus"],
+        )
+
+
+# --- labels and policies ---------------------------------------------------------------
+
+
+def _labels(rule: str, labels: Mapping[str, str]) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    for key, value in labels.items():
+        if not LABEL_KEY_PATTERN.match(key) or len(key) > MAX_LABEL_LENGTH:
+            raise JobSpecError(rule, "label", key, "is not a valid label name")
+        if not LABEL_VALUE_PATTERN.match(value) or len(value) > MAX_LABEL_LENGTH:
+            raise JobSpecError(rule, "label", f"{key}={value}", "is not a valid label value")
+        checked[key] = value
+    return checked
+
+
+def _policies(rule: str, extra: Mapping[str, Any], defaults: JobDefaults) -> dict[str, Any]:
+    policies: dict[str, Any] = {}
+    retries = extra.get("prominence_max_retries", defaults.max_retries)
+    if retries is not None:
+        retries = _strict_int(rule, "prominence_max_retries", retries, 0, MAX_RETRIES)
+        if retries:
+            policies["maximumRetries"] = retries
+    queue = extra.get("prominence_max_time_in_queue", defaults.max_time_in_queue)
+    if queue is not None:
+        policies["maximumTimeInQueue"] = _strict_int(
+            rule, "prominence_max_time_in_queue", queue, 0, MAX_TIME_IN_QUEUE_MINUTES
+        )
+    if "prominence_priority" in extra:
+        policies["priority"] = _strict_int(
+            rule, "prominence_priority", extra["prominence_priority"], 0, MAX_INTEGER
+        )
+    requirements = {}
+    for kind, default in (("sites", defaults.sites), ("regions", defaults.regions)):
+        resource = f"prominence_{kind}"
+        names = default
+        if resource in extra:
+            if not isinstance(extra[resource], str):
+                raise JobSpecError(
+                    rule, resource, extra[resource], "is invalid: expected a comma-separated string"
+                )
+            names = split_list(extra[resource])
+        if names:
+            requirements[kind] = list(names)
+    if requirements:
+        policies["placement"] = {"requirements": requirements}
+    return policies
