@@ -1,0 +1,97 @@
+"""Who is calling: bearer token -> username, the way the real server decides it.
+
+The real server takes the second space-separated word of ``Authorization`` (the scheme word is
+ignored), rejects a JWT whose ``exp`` has passed without checking the signature, and then asks the
+identity provider for the username. The emulator has no identity provider, so the username comes
+from the token itself: the JWT ``preferred_username`` (or ``sub``) claim, else a stable hash.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+
+
+def jwt_claims(token: str) -> dict | None:
+    """Decode the payload of a JWT without verifying it; ``None`` if ``token`` is not a JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def token_from_header(header: str | None) -> str | None:
+    """The token of an ``Authorization`` header, or ``None`` (missing header, no second word)."""
+    if header is None:
+        return None
+    words = header.split(" ")
+    if len(words) < 2 or not words[1]:
+        return None
+    return words[1]
+
+
+def username_for_token(token: str) -> str:
+    """A username for ``token``: its JWT claim if it has one, else a stable hash of the token."""
+    claims = jwt_claims(token) or {}
+    for claim in ("preferred_username", "sub"):
+        value = claims.get(claim)
+        if isinstance(value, str | int) and str(value):
+            return str(value)
+    return "user-" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
+
+
+def is_expired(token: str, now: float | None = None) -> bool:
+    """True if ``token`` is a JWT whose ``exp`` is in the past (or not a number)."""
+    claims = jwt_claims(token)
+    if claims is None or "exp" not in claims:
+        return False
+    exp = claims["exp"]
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return True
+    return (time.time() if now is None else now) > exp
+
+
+class Authenticator:
+    """Maps request headers to usernames; also issues the per-job tokens given to running jobs.
+
+    Tokens are never logged or returned; the per-job tokens exist only in this object and in the
+    environment of the job they belong to.
+    """
+
+    def __init__(self, tokens: Iterable[str] | None = None) -> None:
+        self._allowed = None if tokens is None else frozenset(tokens)
+        self._job_tokens: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def issue_job_token(self, username: str) -> str:
+        """Create a token that authenticates as ``username`` (what ``PROMINENCE_TOKEN`` holds)."""
+        token = "emujob." + secrets.token_urlsafe(32)
+        with self._lock:
+            self._job_tokens[token] = username
+        return token
+
+    def username(self, header: str | None) -> str | None:
+        """The caller's username, or ``None`` when the real server would answer 401."""
+        token = token_from_header(header)
+        if token is None:
+            return None
+        with self._lock:
+            owner = self._job_tokens.get(token)
+        if owner is not None:
+            return owner
+        if self._allowed is not None and token not in self._allowed:
+            return None
+        if is_expired(token):
+            return None
+        return username_for_token(token)

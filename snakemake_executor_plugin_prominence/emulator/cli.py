@@ -1,0 +1,174 @@
+"""``prominence-emulator``: run the emulator until SIGINT/SIGTERM.
+
+stdout carries exactly one line, ``PROMINENCE emulator listening on <base-url>``, so scripts can
+read the URL; everything else (notes, job log) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from .config import DEFAULT_BARE_IMAGES
+from .server import Emulator
+
+log = logging.getLogger("prominence-emulator")
+
+READY_LINE = "PROMINENCE emulator listening on {url}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options (names are a contract: tests and docs use them)."""
+    parser = argparse.ArgumentParser(
+        prog="prominence-emulator",
+        description=(
+            "A local PROMINENCE-compatible REST service for developing and testing clients. "
+            "Tasks run on this host (images are recorded, not pulled)."
+        ),
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    add("--port", type=int, default=8642, help="port; 0 picks a free one (default: %(default)s)")
+    add("--prefix", default="/api/v1", help="path prefix of the API (default: %(default)s)")
+    add(
+        "--token",
+        action="append",
+        dest="tokens",
+        metavar="T",
+        help="accept only this bearer token (repeatable); default: any non-empty token",
+    )
+    add("--cpus", type=int, help="CPU slots shared by running jobs (default: all cores)")
+    add("--memory", type=int, metavar="GB", help="memory slots in GB (default: host RAM)")
+    add(
+        "--state-dir",
+        metavar="DIR",
+        help="where job sandboxes live (default: a temporary dir removed at exit)",
+    )
+    add(
+        "--instant",
+        action="store_true",
+        help="do not run jobs: each completes with exit code 0 after --job-seconds",
+    )
+    add(
+        "--job-seconds",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="duration of an --instant job (default: %(default)s)",
+    )
+    add(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds added to every API request (default: %(default)s)",
+    )
+    add(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="fraction of API requests answered by a transient fault: HTML 502/503 or a "
+        "dropped connection; POST /jobs may also create the job and lose the answer",
+    )
+    add("--seed", type=int, metavar="N", help="seed of the fault choice (reproducible runs)")
+    add(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="multiply job durations given in minutes (walltime, maximumTimeInQueue) by F; "
+        "0.01 makes a 1-minute walltime 0.6 s (default: %(default)s)",
+    )
+    add(
+        "--bare-image",
+        action="append",
+        dest="bare_images",
+        metavar="PATTERN",
+        help="tasks of images matching this fnmatch pattern get a python without Snakemake "
+        f"(repeatable; default: {' '.join(DEFAULT_BARE_IMAGES)})",
+    )
+    add(
+        "--missing-image",
+        action="append",
+        dest="missing_images",
+        default=[],
+        metavar="PATTERN",
+        help="jobs using an image matching this pattern fail with 'Container image pull "
+        "failed' (repeatable)",
+    )
+    add(
+        "--pass-env",
+        action="append",
+        dest="pass_env",
+        default=[],
+        metavar="NAME",
+        help="pass this variable of the emulator's environment to every task (repeatable)",
+    )
+    add("--log-requests", action="store_true", help="log every HTTP request on stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator in the foreground; returns the exit status (0 after SIGINT/SIGTERM)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    emulator = Emulator(
+        host=args.host,
+        port=args.port,
+        prefix=args.prefix,
+        tokens=args.tokens,
+        cpus=args.cpus,
+        memory=args.memory,
+        state_dir=args.state_dir,
+        instant=args.instant,
+        job_seconds=args.job_seconds,
+        latency=args.latency,
+        fault_rate=args.fault_rate,
+        seed=args.seed,
+        time_scale=args.time_scale,
+        bare_images=args.bare_images or DEFAULT_BARE_IMAGES,
+        missing_images=args.missing_images,
+        pass_env=args.pass_env,
+        log_requests=args.log_requests,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping jobs", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    emulator.start()
+    config = emulator.config
+    log.info(
+        "container images are recorded but not pulled: tasks run on this host, in a scratch "
+        "directory under %s",
+        emulator.state_dir,
+    )
+    log.info(
+        "slots: %d cpus, %d GB memory; time scale %g%s%s",
+        config.total_cpus,
+        config.total_memory,
+        config.time_scale,
+        "; instant mode" if config.instant else "",
+        f"; fault rate {config.fault_rate}" if config.fault_rate else "",
+    )
+    print(READY_LINE.format(url=emulator.url), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""Settings shared by every part of the emulator.
+
+One frozen object is built from the Python keyword arguments or the command line and handed to the
+app, the store and the runner, so that no module has to know where a setting came from.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+#: Patterns (fnmatch, image name without ``docker://``) whose tasks get a Python without Snakemake.
+DEFAULT_BARE_IMAGES: tuple[str, ...] = ("busybox*", "alpine*")
+
+#: Walltime the real worker enforces when a job gives none (minutes).
+DEFAULT_WALLTIME_MINUTES = 720
+
+#: The real server's Flask ``MAX_CONTENT_LENGTH``.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def normalise_prefix(prefix: str) -> str:
+    """Return ``prefix`` with one leading slash and no trailing slash (``""`` for the root)."""
+    prefix = "/" + prefix.strip("/")
+    return "" if prefix == "/" else prefix
+
+
+def host_memory_gb() -> int:
+    """Physical memory of this host in whole GB (rounded to nearest, at least 1)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1
+    return max(1, round(total / 1024**3))
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything that changes how the emulator behaves.
+
+    Durations given by jobs (walltime, maximumTimeInQueue) are in minutes as on the real service
+    and are multiplied by ``time_scale`` seconds-per-second, so that tests can use a 1-minute
+    walltime that fires after 0.6 s with ``time_scale=0.01``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    prefix: str = "/api/v1"
+    tokens: tuple[str, ...] | None = None
+    cpus: int | None = None
+    memory: int | None = None
+    state_dir: str | None = None
+    instant: bool = False
+    job_seconds: float = 1.0
+    latency: float = 0.0
+    fault_rate: float = 0.0
+    seed: int | None = None
+    time_scale: float = 1.0
+    bare_images: tuple[str, ...] = DEFAULT_BARE_IMAGES
+    missing_images: tuple[str, ...] = ()
+    pass_env: tuple[str, ...] = ()
+    kill_grace: float = 2.0
+    site: str = "Emulator-Local"
+    log_requests: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prefix", normalise_prefix(self.prefix))
+        if self.tokens is not None:
+            object.__setattr__(self, "tokens", tuple(self.tokens))
+        for name in ("bare_images", "missing_images", "pass_env"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.cpus is not None and self.cpus < 1:
+            raise ValueError("cpus must be at least 1")
+        if self.memory is not None and self.memory < 1:
+            raise ValueError("memory must be at least 1 GB")
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError("fault_rate must be between 0 and 1")
+        if self.latency < 0 or self.job_seconds < 0:
+            raise ValueError("latency and job_seconds must not be negative")
+        if not (self.time_scale > 0 and math.isfinite(self.time_scale)):
+            raise ValueError("time_scale must be a positive number")
+
+    @property
+    def total_cpus(self) -> int:
+        """CPU slots that jobs share (default: every core of this host)."""
+        return self.cpus if self.cpus is not None else (os.cpu_count() or 1)
+
+    @property
+    def total_memory(self) -> int:
+        """Memory slots in GB that jobs share (default: this host's RAM)."""
+        return self.memory if self.memory is not None else host_memory_gb()
+
+    def minutes(self, value: float) -> float:
+        """Seconds the emulator waits for a job duration of ``value`` minutes."""
+        return value * 60.0 * self.time_scale

@@ -1,0 +1,133 @@
+"""The emulator without HTTP: accepting, deleting and describing jobs.
+
+The Flask views only translate between HTTP and these methods, and the ``Emulator`` class uses
+them for inspection, so both see exactly the same jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+from . import render, sandbox
+from .auth import Authenticator
+from .config import EmulatorConfig
+from .faults import RequestStats
+from .runner import Runner
+from .store import JobRecord, JobStore
+from .submission import Inputs, backend_error, decode_inputs, demand, stored_description
+from .validation import validate_job
+
+log = logging.getLogger(__name__)
+
+_JOB_DIR_RE = re.compile(r"^\d+$")
+
+
+class SubmissionRejected(Exception):
+    """The server answers 400 with this message."""
+
+
+def _first_free_id(jobs_dir: Path) -> int:
+    """Continue after the ids already used in a reused state dir, so job dirs never clash."""
+    used = [int(p.name) for p in jobs_dir.iterdir() if _JOB_DIR_RE.match(p.name)]
+    return max(used, default=0) + 1
+
+
+class EmulatorCore:
+    """Store, runner and authentication of one emulator, wired together."""
+
+    def __init__(self, config: EmulatorConfig, state_dir: Path) -> None:
+        self.config = config
+        self.state_dir = state_dir
+        self.jobs_dir = state_dir / "jobs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.store = JobStore(first_id=_first_free_id(self.jobs_dir))
+        self.auth = Authenticator(config.tokens)
+        self.stats = RequestStats()
+        self.base_url = ""
+        self._inputs: dict[int, Inputs] = {}
+        shims = sandbox.Shims(state_dir / "shims")
+        self.runner = Runner(config, self.store, shims, self._inputs_of, lambda: self.base_url)
+
+    def _inputs_of(self, record: JobRecord) -> Inputs:
+        return self._inputs.get(record.id, Inputs(()))
+
+    # -- the API operations ------------------------------------------------------------------
+
+    def submit(self, owner: str, body: object) -> JobRecord:
+        """Validate and queue a job; raises ``SubmissionRejected`` (400) or crashes (500)."""
+        error = validate_job(body)
+        if error:
+            raise SubmissionRejected(error)
+        assert isinstance(body, dict)  # validate_job raises for anything that is not a job dict
+        inputs = decode_inputs(body)
+        error = backend_error(body)
+        if error:
+            raise SubmissionRejected(error)
+        spec = stored_description(body)
+        need = demand(spec, self.config.total_cpus)
+        now = time.time()
+        job_id = self.store.reserve_id()
+        record = JobRecord(
+            id=job_id,
+            owner=owner,
+            spec=spec,
+            demand=need,
+            created=now,
+            job_dir=None if self.config.instant else self.jobs_dir / str(job_id),
+            job_token=self.auth.issue_job_token(owner),
+            stay_in_queue=bool(spec.get("policies", {}).get("leaveInQueue", False)),
+        )
+        if self.config.instant:
+            record.status = "running"
+            record.started = now
+            record.instant_until = now + self.config.job_seconds
+            self.store.add(record)
+            return record
+        assert record.job_dir is not None
+        sandbox.create_job_dir(record.job_dir)
+        (record.job_dir / ".job.json").write_text(json.dumps(spec), encoding="utf-8")
+        if inputs.files:
+            self._inputs[job_id] = inputs
+        self.store.add(record)
+        self.runner.enqueue(record)
+        log.info("job %d submitted by %s", job_id, owner)
+        return record
+
+    def delete(self, owner: str, ids: list[int]) -> int:
+        """Delete the owner's unfinished jobs among ``ids``; returns how many were removed."""
+        return self.runner.delete(self.store.owned(owner, ids))
+
+    def remove_from_queue(self, record: JobRecord) -> bool:
+        """``PUT /jobs/<id>/remove``: a finished ``leaveInQueue`` job leaves the queue."""
+        with self.store.lock:
+            if not record.in_queue:
+                return False
+            record.stay_in_queue = False
+            if record.terminal:
+                record.in_queue = False
+            return True
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    def describe(self, record: JobRecord) -> dict:
+        """The detailed job object (what ``GET /jobs/<id>`` returns)."""
+        with self.store.lock:
+            return render.detail(record, self.config.site)
+
+    def summarise(self, record: JobRecord) -> dict:
+        with self.store.lock:
+            return render.summary(record)
+
+    def stats_payload(self) -> dict:
+        """The ``/_emulator/stats`` document."""
+        payload = self.stats.snapshot()
+        payload["jobs"] = self.store.counts()
+        payload["slots"] = {"cpus": self.config.total_cpus, "memory": self.config.total_memory}
+        return payload
+
+    def stop(self) -> None:
+        self.runner.stop()

@@ -1,0 +1,450 @@
+"""Scheduling and running jobs: CPU/memory slots, walltime, queue time, deletion.
+
+One scheduler thread starts idle jobs when their slots are free (higher ``policies.priority``
+first, then submission order) and fails the ones that waited longer than
+``maximumTimeInQueue`` or can never fit. Each started job gets one worker thread that runs its
+tasks in order, each task in its own process group so that walltime and DELETE can kill the
+whole tree, exactly once, with ``killpg``.
+
+All state changes happen under the store's lock, so DELETE and the worker never disagree on
+whether a job is still running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from . import sandbox
+from .config import DEFAULT_WALLTIME_MINUTES, EmulatorConfig
+from .store import (
+    REASON_DELETED,
+    REASON_IMAGE_PULL,
+    REASON_NO_RESOURCES,
+    REASON_QUEUE_TIME,
+    REASON_WALLTIME,
+    JobRecord,
+    JobStore,
+)
+from .submission import Inputs
+
+log = logging.getLogger(__name__)
+
+#: Exit code of a task whose command cannot be started (the container runtime's own failure).
+EXEC_FAILURE = 255
+
+
+@dataclass
+class ProcessResult:
+    """What one task process did."""
+
+    exit_code: int
+    wall: float
+    cpu: float
+    max_rss_kb: int
+    timed_out: bool = False
+    aborted: bool = False
+
+
+@dataclass
+class RunOutcome:
+    """Result of one run of a job: ``retry`` says whether HTCondor would run it again."""
+
+    status: str | None  # None: the job was deleted / the emulator stopped
+    reason: str | None = None
+    retry: bool = False
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class Runner:
+    """Owns the slots, the scheduler thread and the worker threads of one emulator."""
+
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        store: JobStore,
+        shims: sandbox.Shims,
+        inputs_for: Callable[[JobRecord], Inputs],
+        url: Callable[[], str],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.shims = shims
+        self._inputs_for = inputs_for
+        self._url = url
+        self._cond = threading.Condition(store.lock)
+        self._queue: list[JobRecord] = []
+        self._free_cpus = config.total_cpus
+        self._free_memory = config.total_memory
+        self._workers: dict[int, threading.Thread] = {}
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._schedule_loop, name="emulator-scheduler", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Kill every job's processes (SIGKILL to each process group) and stop all threads."""
+        with self._cond:
+            self._stopping = True
+            groups = [pgid for record in self.store.all() for pgid in record.pgids]
+            self._cond.notify_all()
+        for pgid in groups:
+            _killpg(pgid, signal.SIGKILL)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for worker in list(self._workers.values()):
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    # -- requests from the API -------------------------------------------------------------
+
+    def enqueue(self, record: JobRecord) -> None:
+        """Queue a new (idle) job for the scheduler."""
+        with self._cond:
+            self._queue.append(record)
+            self._cond.notify_all()
+
+    def delete(self, records: Iterable[JobRecord]) -> int:
+        """Delete the jobs still in the queue and unfinished; returns how many were removed.
+
+        Their processes get SIGTERM now and SIGKILL after ``kill_grace`` seconds, as HTCondor
+        removes a running job.
+        """
+        groups: list[int] = []
+        removed = 0
+        with self._cond:
+            for record in records:
+                if record.terminal or not record.in_queue:
+                    continue
+                record.finish("deleted", REASON_DELETED)
+                groups.extend(record.pgids)
+                removed += 1
+            if removed:
+                self._cond.notify_all()
+        for pgid in groups:
+            _killpg(pgid, signal.SIGTERM)
+        if groups:
+            timer = threading.Timer(self.config.kill_grace, self._kill_all, [groups])
+            timer.daemon = True
+            timer.start()
+        return removed
+
+    @staticmethod
+    def _kill_all(groups: list[int]) -> None:
+        for pgid in groups:
+            _killpg(pgid, signal.SIGKILL)
+
+    # -- scheduler ---------------------------------------------------------------------------
+
+    def _schedule_loop(self) -> None:
+        with self._cond:
+            while not self._stopping:
+                timeout = self._schedule_pass()
+                self._cond.wait(timeout)
+
+    def _schedule_pass(self) -> float | None:
+        """Fail expired or impossible jobs, start the ones that fit; lock held.
+
+        Returns the seconds until the next queue-time deadline (``None``: none pending).
+        """
+        now = time.time()
+        waiting: list[JobRecord] = []
+        next_deadline: float | None = None
+        for record in self._queue:
+            if record.status != "idle":
+                continue
+            need = record.demand
+            if need.total_cpus > self.config.total_cpus or (
+                need.total_memory > self.config.total_memory
+            ):
+                record.finish("failed", REASON_NO_RESOURCES, now)
+                continue
+            limit = record.policies.get("maximumTimeInQueue", 0)
+            if limit > 0:
+                deadline = record.created + self.config.minutes(limit)
+                if now >= deadline:
+                    record.finish("failed", REASON_QUEUE_TIME, now)
+                    continue
+                next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
+            waiting.append(record)
+        waiting.sort(key=lambda r: (-int(r.policies.get("priority", 0)), r.id))
+        for record in waiting:
+            need = record.demand
+            if need.total_cpus <= self._free_cpus and need.total_memory <= self._free_memory:
+                self._free_cpus -= need.total_cpus
+                self._free_memory -= need.total_memory
+                record.status = "running"
+                record.started = now
+                worker = threading.Thread(
+                    target=self._work, args=(record,), name=f"emulator-job-{record.id}", daemon=True
+                )
+                self._workers[record.id] = worker
+                worker.start()
+        self._queue = [r for r in waiting if r.status == "idle"]
+        return None if next_deadline is None else max(0.0, next_deadline - now)
+
+    # -- one job -----------------------------------------------------------------------------
+
+    def _work(self, record: JobRecord) -> None:
+        try:
+            self._run_job(record)
+        except Exception:
+            log.exception("job %d: the emulator failed to run it", record.id)
+            with self._cond:
+                if not record.terminal:
+                    record.finish("failed", "Unable to execute task(s)")
+        finally:
+            with self._cond:
+                self._free_cpus += record.demand.total_cpus
+                self._free_memory += record.demand.total_memory
+                self._workers.pop(record.id, None)
+                self._cond.notify_all()
+
+    def _run_job(self, record: JobRecord) -> None:
+        """Run the job, again up to ``maximumRetries`` times if a run fails (HTCondor retries)."""
+        retries = int(record.policies.get("maximumRetries", 0))
+        attempt = 0
+        while True:
+            outcome = self._run_once(record)
+            with self._cond:
+                if outcome.status is None or record.terminal:
+                    return
+                if outcome.retry and attempt < retries and not self._stopping:
+                    attempt += 1
+                    record.retries = attempt
+                    continue
+                record.finish(outcome.status, outcome.reason)
+                return
+
+    def _alive(self, record: JobRecord) -> bool:
+        with self._cond:
+            return record.status == "running" and not self._stopping
+
+    def _run_once(self, record: JobRecord) -> RunOutcome:
+        """One run on a fresh scratch: tasks in order, sidecars first and in the background."""
+        config = self.config
+        home, tmp = sandbox.fresh_home(record.job_dir, self._inputs_for(record))
+        results: list[dict] = []
+        with self._cond:
+            record.task_results = results
+        walltime = record.spec["resources"].get("walltime", DEFAULT_WALLTIME_MINUTES)
+        deadline = time.monotonic() + config.minutes(walltime)
+        ignore_failures = bool(record.policies.get("ignoreTaskFailures", False))
+        task_retries = int(record.policies.get("maximumTaskRetries", 0))
+        success_anyway = bool(record.policies.get("reportJobSuccessOnTaskFailure", False))
+        tasks = sorted(record.spec["tasks"], key=lambda t: t.get("type") != "sidecar")
+        pulled: set[tuple[str, str]] = set()
+        sidecars: list[int] = []
+        outcome = RunOutcome("completed")
+        try:
+            for number, task in enumerate(tasks):
+                if not self._alive(record):
+                    return RunOutcome(None)
+                runtime = task["runtime"]
+                with self._cond:
+                    record.runtime_versions[runtime] = "emulated"
+                key = (sandbox.image_name(task["image"]), runtime)
+                pull_status = "cached" if key in pulled else "completed"
+                if sandbox.image_matches(task["image"], config.missing_images):
+                    results.append({"imagePullStatus": "failed"})
+                    sandbox_note(record, f"image {task['image']} could not be pulled (emulated)")
+                    return RunOutcome("failed", REASON_IMAGE_PULL, retry=True)
+                pulled.add(key)
+                env = sandbox.task_environment(
+                    path=self.shims.path(sandbox.image_matches(task["image"], config.bare_images)),
+                    home=home,
+                    tmp=tmp,
+                    task=task,
+                    task_num=number,
+                    job_id=record.id,
+                    demand=record.demand,
+                    url=self._url(),
+                    token=record.job_token,
+                    pass_env=config.pass_env,
+                )
+                if task.get("type") == "sidecar":
+                    pgid = self._spawn_background(record, task, home, env)
+                    if pgid is not None:
+                        sidecars.append(pgid)
+                    continue
+                tries = 0
+                while True:
+                    result = self._run_task(record, task, home, env, deadline)
+                    if result.exit_code == 0 or result.timed_out or result.aborted:
+                        break
+                    if tries >= task_retries or not self._alive(record):
+                        break
+                    tries += 1
+                results.append(
+                    {
+                        "imagePullStatus": pull_status,
+                        "exitCode": result.exit_code,
+                        "wallTimeUsage": round(result.wall, 4),
+                        "cpuTimeUsage": round(result.cpu, 4),
+                        "maxResidentSetSizeKB": result.max_rss_kb,
+                        "retries": tries,
+                    }
+                )
+                if result.timed_out:
+                    return RunOutcome("killed", REASON_WALLTIME, retry=True)
+                if result.aborted:
+                    return RunOutcome(None)
+                if result.exit_code != 0 and not ignore_failures:
+                    return RunOutcome("completed", retry=not success_anyway)
+            return outcome
+        finally:
+            for pgid in sidecars:
+                _killpg(pgid, signal.SIGKILL)
+                with self._cond:
+                    record.pgids.discard(pgid)
+
+    def _argv(self, record: JobRecord, task: dict) -> list[str] | str:
+        """The task's argv (split without a shell), or an error text for stderr."""
+        cmd = task.get("cmd")
+        if not cmd:
+            return []
+        try:
+            return shlex.split(sandbox.substitute(cmd, record.id))
+        except ValueError as exc:
+            return f"cannot split cmd: {exc}"
+
+    def _popen(
+        self, record: JobRecord, argv: list[str], cwd: Path, env: dict, stdout: BinaryIO | int
+    ) -> subprocess.Popen:
+        """Start ``argv`` in a new session (its own process group), registered with the job.
+
+        If the job was deleted while it started, the new group is killed at once.
+        """
+        with open(record.job_dir / sandbox.ERR_FILE, "ab") as err:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=err,
+                start_new_session=True,
+                close_fds=True,
+            )
+        with self._cond:
+            record.pgids.add(proc.pid)
+            alive = record.status == "running" and not self._stopping
+        if not alive:
+            _killpg(proc.pid, signal.SIGKILL)
+        return proc
+
+    def _spawn_background(self, record: JobRecord, task: dict, home: Path, env: dict) -> int | None:
+        argv = self._argv(record, task)
+        if not argv or isinstance(argv, str):
+            return None
+        cwd = sandbox.resolve_in_home(home, task.get("workdir"))
+        try:
+            cwd.mkdir(parents=True, exist_ok=True)
+            with open(record.job_dir / sandbox.OUT_FILE, "ab") as out:
+                proc = self._popen(record, argv, cwd, env, out)
+        except OSError as exc:
+            sandbox_note(record, f"sidecar could not start: {exc}")
+            return None
+        threading.Thread(target=proc.wait, daemon=True).start()
+        return proc.pid
+
+    def _run_task(
+        self, record: JobRecord, task: dict, home: Path, env: dict, deadline: float
+    ) -> ProcessResult:
+        """Run one task to its end, the walltime, or deletion; stream its output to the job."""
+        started = time.monotonic()
+        remaining = deadline - started
+        if remaining <= 0:
+            return ProcessResult(-int(signal.SIGKILL), 0.0, 0.0, 0, timed_out=True)
+        argv = self._argv(record, task)
+        if isinstance(argv, str):
+            sandbox_note(record, argv)
+            return ProcessResult(EXEC_FAILURE, 0.0, 0.0, 0)
+        if not argv:
+            sandbox_note(record, "no cmd: the image's default runscript is not emulated")
+            return ProcessResult(0, 0.0, 0.0, 0)
+        cwd = sandbox.resolve_in_home(
+            home, sandbox.substitute(task.get("workdir") or "", record.id)
+        )
+        tee_path = None
+        if task.get("stdout"):
+            tee_path = home / task["stdout"].lstrip("/")
+        try:
+            cwd.mkdir(parents=True, exist_ok=True)
+            with open(record.job_dir / sandbox.OUT_FILE, "ab") as out:
+                proc = self._popen(record, argv, cwd, env, subprocess.PIPE if tee_path else out)
+        except OSError as exc:
+            sandbox_note(record, f"{argv[0]}: cannot execute: {exc.strerror or exc}")
+            return ProcessResult(EXEC_FAILURE, time.monotonic() - started, 0.0, 0)
+        timed_out = threading.Event()
+
+        def on_walltime() -> None:
+            timed_out.set()
+            _killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(remaining, on_walltime)
+        timer.daemon = True
+        timer.start()
+        copier = None
+        if tee_path is not None:
+            copier = threading.Thread(target=_tee, args=(proc, record, tee_path), daemon=True)
+            copier.start()
+        try:
+            _pid, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        # Like a container whose init ends, nothing the task left in background survives it.
+        _killpg(proc.pid, signal.SIGKILL)
+        if copier is not None:
+            copier.join(5.0)
+        with self._cond:
+            record.pgids.discard(proc.pid)
+            aborted = record.status != "running" or self._stopping
+        return ProcessResult(
+            exit_code=proc.returncode,
+            wall=time.monotonic() - started,
+            cpu=usage.ru_utime + usage.ru_stime,
+            max_rss_kb=int(usage.ru_maxrss),
+            timed_out=timed_out.is_set(),
+            aborted=aborted and not timed_out.is_set(),
+        )
+
+
+def _tee(proc: subprocess.Popen, record: JobRecord, path: Path) -> None:
+    """Copy a task's stdout to both ``job.0.out`` and the task's ``stdout`` file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(record.job_dir / sandbox.OUT_FILE, "ab") as out, open(path, "ab") as copy:
+        assert proc.stdout is not None
+        for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+            out.write(chunk)
+            out.flush()
+            copy.write(chunk)
+            copy.flush()
+
+
+def sandbox_note(record: JobRecord, text: str) -> None:
+    """Append an emulator message to the job's stderr (where a container runtime writes its own)."""
+    log.info("job %d: %s", record.id, text)
+    with open(record.job_dir / sandbox.ERR_FILE, "ab") as err:
+        err.write(f"[prominence-emulator] {text}\n".encode())

@@ -1,0 +1,175 @@
+"""The host-side stand-in for a PROMINENCE worker's container: directories, PATH and environment.
+
+A real task runs in a container whose HOME and working directory are the job's scratch disk and
+which sees only the variables the worker passes in. The emulator runs the task on the host, so it
+rebuilds that boundary by hand: a fresh scratch directory per run, a minimal environment (never
+the emulator's own), and a directory of ``python`` shims placed first on ``PATH`` so that the
+remote Snakemake command finds an interpreter with Snakemake (or, for images configured as
+"bare", one without it).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import getpass
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from string import Template
+
+from .submission import Demand, Inputs
+
+OUT_FILE = "job.0.out"
+ERR_FILE = "job.0.err"
+HOME_DIR = "userhome"
+TMP_DIR = ".tmp"
+CONTAINER_HOME = "/home/user"
+
+
+def image_name(image: str) -> str:
+    """The image reference without a ``docker://`` scheme (what patterns are matched against)."""
+    return image.removeprefix("docker://")
+
+
+def image_matches(image: str, patterns: tuple[str, ...]) -> bool:
+    """True if the image (scheme stripped) matches one of the fnmatch ``patterns``."""
+    name = image_name(image)
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def _write_script(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o755)
+
+
+class Shims:
+    """Two directories of interpreter shims, created once per emulator under its state dir.
+
+    ``full`` runs this interpreter as is (it has Snakemake); ``bare`` runs it with ``-S -I`` so
+    that no site-packages are visible, which is what a plain ``busybox``/``alpine`` image with a
+    Python but without Snakemake looks like to the remote command (``No module named snakemake``).
+    """
+
+    def __init__(self, root: Path, python: str | None = None) -> None:
+        python = python or sys.executable
+        self.full = root / "full"
+        self.bare = root / "bare"
+        for directory in (self.full, self.bare):
+            directory.mkdir(parents=True, exist_ok=True)
+        quoted = shlex.quote(python)
+        for name in ("python", "python3"):
+            _write_script(self.full / name, f'#!/bin/sh\nexec {quoted} "$@"\n')
+            _write_script(self.bare / name, f'#!/bin/sh\nexec {quoted} -S -I "$@"\n')
+        _write_script(self.full / "snakemake", f'#!/bin/sh\nexec {quoted} -m snakemake "$@"\n')
+        self._python_dir = str(Path(python).parent)
+
+    def path(self, bare: bool) -> str:
+        """``PATH`` for a task: the shim dir first, then the host ``PATH``.
+
+        For bare images the directory of this interpreter (a virtualenv's ``bin``, with its
+        ``snakemake`` script) is left out so nothing with Snakemake leaks in.
+        """
+        host = os.environ.get("PATH", os.defpath).split(os.pathsep)
+        if bare:
+            host = [
+                d for d in host if d and os.path.realpath(d) != os.path.realpath(self._python_dir)
+            ]
+        first = self.bare if bare else self.full
+        return os.pathsep.join([str(first), *host])
+
+
+def create_job_dir(job_dir: Path) -> None:
+    """The job sandbox with empty stdout/stderr files, as the server creates them at submission."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    for name in (OUT_FILE, ERR_FILE):
+        (job_dir / name).touch()
+
+
+def fresh_home(job_dir: Path, inputs: Inputs) -> tuple[Path, Path]:
+    """A new, empty scratch directory (HOME and cwd) with the job's inputs; returns (home, tmp).
+
+    A retried job gets a new scratch, as it would on a new worker.
+    """
+    home = job_dir / HOME_DIR
+    if home.exists():
+        shutil.rmtree(home, ignore_errors=True)
+    tmp = home / TMP_DIR
+    tmp.mkdir(parents=True)
+    for name, content, executable in inputs.files:
+        target = home / name
+        target.write_bytes(content)
+        if executable:
+            target.chmod(0o775)
+    return home, tmp
+
+
+def substitute(text: str, job_id: int) -> str:
+    """``$PROMINENCE_JOB_ID`` substitution the worker applies to ``cmd`` and ``workdir``.
+
+    It uses ``string.Template.safe_substitute``, so ``$$`` in a command also becomes ``$``.
+    """
+    return Template(text).safe_substitute({"PROMINENCE_JOB_ID": job_id})
+
+
+def resolve_in_home(home: Path, path: str | None) -> Path:
+    """Map a container path to the host: relative and ``/home/user/...`` paths go under HOME."""
+    if not path:
+        return home
+    if path == CONTAINER_HOME or path.startswith(CONTAINER_HOME + "/"):
+        return home / path[len(CONTAINER_HOME) :].lstrip("/")
+    if path.startswith("/"):
+        return Path(path)
+    return home / path
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "user"
+
+
+def task_environment(
+    *,
+    path: str,
+    home: Path,
+    tmp: Path,
+    task: dict,
+    task_num: int,
+    job_id: int,
+    demand: Demand,
+    url: str,
+    token: str,
+    pass_env: tuple[str, ...],
+) -> dict[str, str]:
+    """The complete environment of one task: nothing is inherited from the emulator.
+
+    Order of precedence (later wins), as in the worker: locale defaults and explicitly passed
+    host variables, then the task's ``env`` (values converted with ``str``), then the variables
+    the worker always sets.
+    """
+    env = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    env.update({name: os.environ[name] for name in pass_env if name in os.environ})
+    env.update({str(key): str(value) for key, value in task.get("env", {}).items()})
+    env.update(
+        {
+            "PATH": path,
+            "HOME": str(home),
+            "USER": _user(),
+            "TMPDIR": str(tmp),
+            "TMP": str(tmp),
+            "TEMP": str(tmp),
+            "PROMINENCE_CONTAINER_RUNTIME": task["runtime"],
+            "PROMINENCE_CPUS": str(demand.cpus),
+            "PROMINENCE_MEMORY": str(demand.memory),
+            "PROMINENCE_NODES": str(demand.nodes),
+            "PROMINENCE_NODE_NUM": "0",
+            "PROMINENCE_TASK_NUM": str(task_num),
+            "PROMINENCE_JOB_ID": str(job_id),
+            "PROMINENCE_URL": url,
+            "PROMINENCE_TOKEN": token,
+        }
+    )
+    return env

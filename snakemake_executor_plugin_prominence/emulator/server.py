@@ -1,0 +1,217 @@
+"""``Emulator``: the whole service on a loopback port, in-process, for tests and the CLI.
+
+It serves the Flask app (behind the fault middleware) with Werkzeug's threaded server on its own
+thread, and exposes the jobs for inspection without going through HTTP.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from .app import create_app
+from .config import DEFAULT_BARE_IMAGES, EmulatorConfig
+from .core import EmulatorCore
+from .faults import FaultMiddleware, route_key
+from .store import TERMINAL_STATES
+
+
+class _RequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler, with the per-request access log only when asked for."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if getattr(self.server, "log_requests", False):
+            super().log_request(code, size)
+
+
+class Emulator:
+    """A local PROMINENCE-compatible service.
+
+    Use it as a context manager (``with Emulator(time_scale=0.01) as emu: ...``) or call
+    ``start()``/``stop()``. ``url`` is the base URL including the prefix, to be used exactly like
+    a real ``PROMINENCE_URL``. ``stop()`` kills every job's process group.
+
+    ``time_scale`` multiplies every duration a job specifies in minutes (walltime,
+    ``maximumTimeInQueue``): with 0.01 a 1-minute walltime fires after 0.6 s.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        prefix: str = "/api/v1",
+        tokens: Iterable[str] | None = None,
+        cpus: int | None = None,
+        memory: int | None = None,
+        state_dir: str | Path | None = None,
+        instant: bool = False,
+        job_seconds: float = 1.0,
+        latency: float = 0.0,
+        fault_rate: float = 0.0,
+        seed: int | None = None,
+        time_scale: float = 1.0,
+        bare_images: Iterable[str] = DEFAULT_BARE_IMAGES,
+        missing_images: Iterable[str] = (),
+        pass_env: Iterable[str] = (),
+        kill_grace: float = 2.0,
+        log_requests: bool = False,
+    ) -> None:
+        self.config = EmulatorConfig(
+            host=host,
+            port=port,
+            prefix=prefix,
+            tokens=None if tokens is None else tuple(tokens),
+            cpus=cpus,
+            memory=memory,
+            state_dir=None if state_dir is None else str(state_dir),
+            instant=instant,
+            job_seconds=job_seconds,
+            latency=latency,
+            fault_rate=fault_rate,
+            seed=seed,
+            time_scale=time_scale,
+            bare_images=tuple(bare_images),
+            missing_images=tuple(missing_images),
+            pass_env=tuple(pass_env),
+            kill_grace=kill_grace,
+            log_requests=log_requests,
+        )
+        self.core: EmulatorCore | None = None
+        self.state_dir: Path | None = None
+        self._owns_state_dir = False
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        """Bind the port, start serving and scheduling; returns ``self``."""
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        config = self.config
+        if config.state_dir is None:
+            self.state_dir = Path(tempfile.mkdtemp(prefix="prominence-emulator-"))
+            self._owns_state_dir = True
+        else:
+            self.state_dir = Path(config.state_dir).resolve()
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        core = EmulatorCore(config, self.state_dir)
+        app = create_app(core)
+        wsgi = FaultMiddleware(
+            app,
+            core.stats,
+            lambda environ: route_key(app.url_map, config.prefix, environ),
+            latency=config.latency,
+            fault_rate=config.fault_rate,
+            seed=config.seed,
+        )
+        server = make_server(
+            config.host, config.port, wsgi, threaded=True, request_handler=_RequestHandler
+        )
+        server.log_requests = config.log_requests  # type: ignore[attr-defined]
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        core.base_url = f"http://{host}:{server.server_port}{config.prefix}"
+        self.core = core
+        self._server = server
+        core.runner.start()
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            daemon=True,
+            name="emulator-http",
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, kill all jobs, and remove the state dir if the emulator created it."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        assert self.core is not None
+        self.core.stop()
+        self._server = None
+        if self._owns_state_dir and self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def _core(self) -> EmulatorCore:
+        if self.core is None:
+            raise RuntimeError("the emulator has not been started")
+        return self.core
+
+    @property
+    def url(self) -> str:
+        """Base URL with the prefix, e.g. ``http://127.0.0.1:40123/api/v1``."""
+        return self._core.base_url
+
+    @property
+    def root_url(self) -> str:
+        """Base URL without the prefix (where ``/_emulator/stats`` lives)."""
+        prefix = self.config.prefix
+        return self.url[: -len(prefix)] if prefix else self.url
+
+    # -- inspection --------------------------------------------------------------------------
+
+    def jobs(self) -> list[dict]:
+        """Detailed job objects of every user, in id order."""
+        core = self._core
+        return [core.describe(r) for r in sorted(core.store.all(), key=lambda r: r.id)]
+
+    def job(self, job_id: int) -> dict | None:
+        """The detailed job object of ``job_id`` (any user), or ``None``."""
+        record = self._core.store.get(job_id)
+        return None if record is None else self._core.describe(record)
+
+    def owner(self, job_id: int) -> str | None:
+        """The username that submitted ``job_id``."""
+        record = self._core.store.get(job_id)
+        return None if record is None else record.owner
+
+    def job_dir(self, job_id: int) -> Path | None:
+        """The job's sandbox (``job.0.out``, ``job.0.err``, ``userhome/``); ``None`` if none."""
+        record = self._core.store.get(job_id)
+        return None if record is None else record.job_dir
+
+    def stats(self) -> dict[str, Any]:
+        """The same document as ``GET /_emulator/stats``."""
+        return self._core.stats_payload()
+
+    def wait(
+        self, job_id: int, statuses: Iterable[str] = TERMINAL_STATES, timeout: float = 30.0
+    ) -> dict:
+        """Wait until ``job_id`` is in one of ``statuses``; returns its detail or raises."""
+        wanted = set(statuses)
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job is not None and job["status"] in wanted:
+                return job
+            if time.monotonic() > deadline:
+                state = None if job is None else job["status"]
+                raise TimeoutError(f"job {job_id} is {state}, not in {sorted(wanted)}")
+            time.sleep(0.02)
