@@ -216,9 +216,7 @@ def _whole(
     number = _number(rule, resource, value, what)
     whole = math.ceil(number)
     if whole < minimum:
-        raise JobSpecError(
-            rule, resource, value, f"is too small: expected {what} of at least {minimum}"
-        )
+        raise JobSpecError(rule, resource, value, f"is too small: expected {what}")
     if whole > maximum:
         raise JobSpecError(rule, resource, value, f"is too large: at most {maximum} is allowed")
     return whole
@@ -239,24 +237,25 @@ def _strict_int(rule: str, resource: str, value: Any, minimum: int, maximum: int
 
 def _cpus(job: JobExecutorInterface, rule: str) -> int:
     if job.is_group():
-        return _whole(rule, "_cores", job.resources.get("_cores", 1), "a number of cores", 1)
-    return _whole(rule, "threads", job.threads, "a number of threads", 1)
+        return _whole(rule, "_cores", job.resources.get("_cores", 1), "a number of cores >= 1", 1)
+    return _whole(rule, "threads", job.threads, "a number of threads >= 1", 1)
 
 
 def _size_gb(job: JobExecutorInterface, rule: str, kind: str) -> int | None:
     """``<kind>_mib`` (or ``<kind>_mb``) rounded up to whole GiB, at least 1."""
-    resources = job.resources
-    if resources.get(f"{kind}_mib") is not None:
-        name, value, mib_per_unit = f"{kind}_mib", resources.get(f"{kind}_mib"), 1.0
-    elif resources.get(f"{kind}_mb") is not None:
-        name, value, mib_per_unit = f"{kind}_mb", resources.get(f"{kind}_mb"), 1e6 / 2**20
-    else:
+    # Snakemake derives each of the pair from the other; check the one users usually write
+    # first, so the message quotes their value, and compute from the exact binary one.
+    mib = None
+    for name, mib_per_unit in ((f"{kind}_mb", 1e6 / 2**20), (f"{kind}_mib", 1.0)):
+        value = job.resources.get(name)
+        if value is None:
+            continue
+        mib = _number(rule, name, value, "a size in megabytes (a number >= 0)") * mib_per_unit
+        if math.ceil(mib / 1024) > MAX_INTEGER:
+            raise JobSpecError(rule, name, value, "is too large")
+    if mib is None:
         return None
-    mib = _number(rule, name, value, "a size in megabytes (a number >= 0)") * mib_per_unit
-    gb = max(1, math.ceil(mib / 1024))
-    if gb > MAX_INTEGER:
-        raise JobSpecError(rule, name, value, "is too large")
-    return gb
+    return max(1, math.ceil(mib / 1024))
 
 
 def _memory_gb(job: JobExecutorInterface, rule: str) -> int:
@@ -272,7 +271,7 @@ def _walltime_minutes(job: JobExecutorInterface, rule: str) -> int | None:
     value = job.resources.get("runtime")
     if value is None or (not isinstance(value, bool) and value == 0):
         return None
-    return _whole(rule, "runtime", value, "a duration in minutes", 1)
+    return _whole(rule, "runtime", value, "a duration in minutes >= 1", 1)
 
 
 def _nodes(job: JobExecutorInterface, rule: str) -> int:

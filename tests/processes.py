@@ -1,0 +1,53 @@
+"""Run the emulator and Snakemake as real subprocesses, as a user would."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+LISTENING = "PROMINENCE emulator listening on "
+
+
+@contextlib.contextmanager
+def emulator_process(state_dir: Path, *args: str) -> Iterator[str]:
+    """Start ``prominence-emulator --port 0``; yield its base URL; stop it with SIGTERM."""
+    process = subprocess.Popen(
+        [str(BIN / "prominence-emulator"), "--port", "0", "--state-dir", str(state_dir), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        if not line.startswith(LISTENING):
+            process.kill()
+            raise RuntimeError(f"emulator did not start: {line!r} {process.stderr.read()}")
+        yield line[len(LISTENING) :].strip()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_snakemake(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """``snakemake <args>`` in ``cwd`` with this interpreter's environment plus ``env``."""
+    full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [str(BIN / "snakemake"), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,98 @@
+"""Where the token comes from, JWT expiry, and that a token is never printable."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+
+from snakemake_executor_plugin_prominence.auth import (
+    Token,
+    TokenError,
+    TokenProvider,
+    check_not_expired,
+    jwt_expiry,
+    read_token_file,
+    token_file_is_private,
+)
+
+
+def make_jwt(claims: dict) -> str:
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none'})}.{part(claims)}.c2ln"
+
+
+def test_setting_wins_over_env_and_file(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(json.dumps({"access_token": "from-file"}))
+    env = {"PROMINENCE_TOKEN": "from-env"}
+    assert TokenProvider("from-setting", token_file, env).current().value == "from-setting"
+    assert TokenProvider(None, token_file, env).current().value == "from-env"
+    assert TokenProvider(None, token_file, {}).current().value == "from-file"
+
+
+def test_token_file_json_raw_and_whitespace(tmp_path):
+    path = tmp_path / "token"
+    path.write_text(json.dumps({"access_token": "abc", "refresh_token": "r", "expires_in": 3600}))
+    assert read_token_file(path) == "abc"
+    path.write_text("  raw-token-value\n")
+    assert read_token_file(path) == "raw-token-value"
+    path.write_text(json.dumps({"refresh_token": "only"}))
+    with pytest.raises(TokenError, match="does not contain an access_token"):
+        read_token_file(path)
+
+
+def test_no_token_anywhere_says_where_it_looked(tmp_path):
+    with pytest.raises(TokenError) as caught:
+        TokenProvider(None, tmp_path / "missing", {}).current()
+    message = str(caught.value)
+    assert "--prominence-token" in message and "PROMINENCE_TOKEN" in message
+    assert str(tmp_path / "missing") in message
+
+
+def test_reload_picks_up_a_refreshed_file(tmp_path):
+    path = tmp_path / "token"
+    path.write_text("first")
+    provider = TokenProvider(None, path, {})
+    assert provider.current().value == "first"
+    path.write_text("second")
+    assert provider.current().value == "first"
+    assert provider.reload().value == "second"
+
+
+def test_token_is_never_in_repr_or_str():
+    token = Token("super-secret-token-value", "test")
+    assert "super-secret" not in repr(token) and "super-secret" not in str(token)
+    assert "super-secret" not in f"{token}" and "super-secret" not in repr([token])
+    provider = TokenProvider("super-secret-token-value", None, {})
+    provider.current()
+    assert "super-secret" not in repr(provider)
+
+
+def test_jwt_expiry():
+    assert jwt_expiry(make_jwt({"exp": 1700000000})) == 1700000000
+    assert jwt_expiry("not-a-jwt") is None
+    assert jwt_expiry("a.b.c") is None
+    assert jwt_expiry(make_jwt({"sub": "x"})) is None
+
+
+def test_expired_jwt_is_refused_with_a_way_out():
+    token = Token(make_jwt({"exp": time.time() - 60}), "the token file /x")
+    with pytest.raises(TokenError) as caught:
+        check_not_expired(token)
+    assert "expired" in str(caught.value) and "prominence login" in str(caught.value)
+    check_not_expired(Token(make_jwt({"exp": time.time() + 3600}), "x"))
+    check_not_expired(Token("opaque-token", "x"))
+
+
+def test_private_token_file(tmp_path):
+    path = tmp_path / "token"
+    path.write_text("t")
+    path.chmod(0o600)
+    assert token_file_is_private(path)
+    path.chmod(0o644)
+    assert not token_file_is_private(path)

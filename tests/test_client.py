@@ -1,0 +1,155 @@
+"""The API client over real HTTP against the emulator on loopback."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from snakemake_executor_plugin_prominence.auth import TokenProvider
+from snakemake_executor_plugin_prominence.client import (
+    AuthenticationError,
+    ProminenceClient,
+    ProminenceError,
+    RequestRejected,
+    ServiceUnavailable,
+    check_base_url,
+)
+
+
+def job(cmd: str = "/bin/sh -c 'echo hello; echo oops >&2'", **resources) -> dict:
+    return {
+        "name": "client-test",
+        "resources": {"nodes": 1, "cpus": 1, "memory": 1, "disk": 1, **resources},
+        "tasks": [{"image": "busybox", "runtime": "singularity", "cmd": cmd}],
+        "labels": {"suite": "client"},
+    }
+
+
+@pytest.fixture
+def client(emulator):
+    c = ProminenceClient(emulator.url, TokenProvider("client-test-token", None, {}))
+    yield c
+    c.close()
+
+
+def wait_until_finished(client: ProminenceClient, job_id: int, timeout: float = 30) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        detail = client.get_job(job_id)
+        if detail and detail["status"] in ("completed", "failed", "killed", "deleted"):
+            return detail
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_submit_list_detail_and_output(client):
+    job_id = client.create_job(job())
+    assert isinstance(job_id, int)
+    detail = wait_until_finished(client, job_id)
+    assert detail["status"] == "completed"
+    assert detail["execution"]["tasks"][0]["exitCode"] == 0
+    assert client.read_output(job_id, "stdout") == b"hello\n"
+    assert client.read_output(job_id, "stderr") == b"oops\n"
+    assert client.read_output(job_id, "stdout", offset=2) == b"llo\n"
+    listing = client.list_jobs([job_id, 999999])
+    assert [entry["id"] for entry in listing] == [job_id]
+    assert listing[0]["status"] == "completed"
+
+
+def test_batch_listing_returns_every_known_id(client):
+    ids = [client.create_job(job("/bin/true")) for _ in range(5)]
+    listed = {entry["id"] for entry in client.list_jobs([*ids, 424242])}
+    assert listed == set(ids)
+
+
+def test_find_jobs_by_label(client):
+    description = job("/bin/sleep 30")
+    description["labels"] = {"findme": "abc123"}
+    job_id = client.create_job(description)
+    assert [j["id"] for j in client.find_jobs("findme=abc123")] == [job_id]
+    assert client.delete_jobs([job_id]) is True
+    assert client.find_jobs("findme=abc123") == []
+    assert [j["id"] for j in client.find_jobs("findme=abc123", include_finished=True)] == [job_id]
+
+
+def test_delete_running_then_already_gone(client):
+    job_id = client.create_job(job("/bin/sleep 60"))
+    assert client.delete_jobs([job_id]) is True
+    detail = wait_until_finished(client, job_id)
+    assert detail["status"] == "deleted"
+    assert detail["statusReason"] == "Job deleted by user"
+    # Nothing left to remove: the server says "No such job(s)", which is not an error here.
+    assert client.delete_jobs([job_id]) is False
+
+
+def test_unknown_job_is_none(client):
+    assert client.get_job(987654321) is None
+
+
+def test_validation_error_carries_the_servers_message(client):
+    bad = job()
+    bad["resources"]["memory"] = 1.5
+    with pytest.raises(RequestRejected) as caught:
+        client.create_job(bad)
+    assert caught.value.status == 400
+    assert str(caught.value) == "memory must be an integer"
+
+
+def test_unauthenticated(emulator):
+    client = ProminenceClient(emulator.url, TokenProvider("x", None, {}))
+    client._session.auth = None  # no Authorization header at all
+    with pytest.raises(AuthenticationError, match="Authentication failure"):
+        client.list_jobs([1])
+
+
+def test_html_error_page_becomes_a_short_clear_error(emulator):
+    wrong_prefix = emulator.url.rsplit("/api/v1", 1)[0] + "/nowhere"
+    client = ProminenceClient(wrong_prefix, TokenProvider("x", None, {}))
+    with pytest.raises(RequestRejected) as caught:
+        client.list_jobs([1])
+    assert caught.value.status == 404
+    assert "<" not in str(caught.value) and len(str(caught.value)) < 200
+
+
+def test_no_server_is_service_unavailable():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = ProminenceClient(
+        f"http://127.0.0.1:{port}/api/v1", TokenProvider("x", None, {}), attempts=1, backoff=0
+    )
+    with pytest.raises(ServiceUnavailable):
+        client.list_jobs([1])
+
+
+def test_token_never_in_errors(emulator):
+    secret = "very-secret-token-0123456789"
+    client = ProminenceClient(emulator.url, TokenProvider(secret, None, {}))
+    with pytest.raises(ProminenceError) as caught:
+        client.create_job({"tasks": []})
+    assert secret not in str(caught.value) and secret not in repr(caught.value)
+    assert secret not in repr(client)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://prominence.example.org/api/v1", "http://10.0.0.1/api/v1", "ftp://x/api", "nonsense"],
+)
+def test_plain_http_only_to_loopback(url):
+    with pytest.raises(ValueError):
+        check_base_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://eosc.prominence.cloud/api/v1/",
+        "http://127.0.0.1:8642/api/v1",
+        "http://localhost:1/x",
+        "http://[::1]:8642/api/v1",
+    ],
+)
+def test_https_and_loopback_accepted(url):
+    assert check_base_url(url) == url.rstrip("/")
