@@ -1,0 +1,71 @@
+"""Ctrl-C on a running `snakemake --executor prominence` deletes every job of the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.processes import BIN
+
+pytestmark = pytest.mark.e2e
+
+WORKFLOW = Path(__file__).resolve().parent / "workflows" / "sleepers"
+
+
+def test_sigint_deletes_all_unfinished_jobs(tmp_path, emulator):
+    workdir = tmp_path / "wf"
+    shutil.copytree(WORKFLOW, workdir)
+    before = {job["id"] for job in emulator.jobs()}
+    process = subprocess.Popen(
+        [
+            str(BIN / "snakemake"),
+            "--executor",
+            "prominence",
+            "--jobs",
+            "3",
+            "--default-storage-provider",
+            "fs",
+            "--default-storage-prefix",
+            str(tmp_path / "storage"),
+            "--prominence-storage-plugins",
+            "image",
+            "--seconds-between-status-checks",
+            "1",
+            "--config",
+            "count=3",
+            "seconds=300",
+        ],
+        cwd=workdir,
+        env={**os.environ, "PROMINENCE_URL": emulator.url, "PROMINENCE_TOKEN": "cancel-token"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            ours = [job for job in emulator.jobs() if job["id"] not in before]
+            if len(ours) == 3 and all(job["status"] == "running" for job in ours):
+                break
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the jobs never all ran")
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    ours = [job for job in emulator.jobs() if job["id"] not in before]
+    assert len(ours) == 3
+    # Cancelled by the plugin, not just gone: each job ends as deleted by the user.
+    assert {job["status"] for job in ours} == {"deleted"}, output[-3000:]
+    assert {job.get("statusReason") for job in ours} == {"Job deleted by user"}
+    assert "Deleting 3 unfinished PROMINENCE job(s)" in output
