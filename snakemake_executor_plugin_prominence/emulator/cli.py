@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pass this variable of the emulator's environment to every task (repeatable)",
     )
     add("--log-requests", action="store_true", help="log every HTTP request on stderr")
+    add("-v", "--verbose", action="store_true", help="log every job and injected fault on stderr")
     return parser
 
 
@@ -117,7 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the emulator in the foreground; returns the exit status (0 after SIGINT/SIGTERM)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+        stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
     )
     emulator = Emulator(
         host=args.host,

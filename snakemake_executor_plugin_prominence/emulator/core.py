@@ -94,7 +94,7 @@ class EmulatorCore:
             self._inputs[job_id] = inputs
         self.store.add(record)
         self.runner.enqueue(record)
-        log.info("job %d submitted by %s", job_id, owner)
+        log.debug("job %d submitted by %s", job_id, owner)
         return record
 
     def delete(self, owner: str, ids: list[int]) -> int:

@@ -152,7 +152,7 @@ class FaultMiddleware:
         if kind is None:
             return self.app(environ, start_response)
         self.stats.count_fault(kind)
-        log.info("injecting fault %s into %s", kind, key)
+        log.debug("injecting fault %s into %s", kind, key)
         lost = kind.startswith("lost_response")
         if lost:
             self._run_and_discard(environ)

@@ -418,6 +418,8 @@ class Runner:
         _killpg(proc.pid, signal.SIGKILL)
         if copier is not None:
             copier.join(5.0)
+            if proc.stdout is not None:
+                proc.stdout.close()
         with self._cond:
             record.pgids.discard(proc.pid)
             aborted = record.status != "running" or self._stopping
@@ -445,6 +447,6 @@ def _tee(proc: subprocess.Popen, record: JobRecord, path: Path) -> None:
 
 def sandbox_note(record: JobRecord, text: str) -> None:
     """Append an emulator message to the job's stderr (where a container runtime writes its own)."""
-    log.info("job %d: %s", record.id, text)
+    log.debug("job %d: %s", record.id, text)
     with open(record.job_dir / sandbox.ERR_FILE, "ab") as err:
         err.write(f"[prominence-emulator] {text}\n".encode())

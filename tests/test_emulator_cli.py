@@ -1,0 +1,90 @@
+"""``python -m snakemake_executor_plugin_prominence.emulator`` as a real process."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.emulator_helpers import Api, job, process_gone, wait_until
+
+READY = re.compile(r"^PROMINENCE emulator listening on (http://127\.0\.0\.1:\d+/api/v1)\n$")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    with open(tmp_path / "stderr.log", "w") as stderr:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "snakemake_executor_plugin_prominence.emulator",
+             "--port", "0", "--state-dir", str(tmp_path / "state"), *args],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+        )  # fmt: skip
+    line = process.stdout.readline()
+    match = READY.match(line)
+    assert match, f"unexpected first line {line!r}: {(tmp_path / 'stderr.log').read_text()}"
+    return process, match.group(1)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    process.stdout.close()
+
+
+def test_prints_one_line_and_stops_its_jobs_on_sigterm(tmp_path):
+    process, url = start(tmp_path, "--cpus", "1", "--memory", "1")
+    try:
+        assert requests.get(url + "/health", timeout=10).status_code == 204
+        api = Api(url)
+        code = "import os, time; print(os.getpid(), flush=True); time.sleep(60)"
+        job_id = api.submit(job(shlex.join(["python", "-c", code])))
+        assert wait_until(lambda: api.get(f"/jobs/{job_id}/stdout").text.strip(), timeout=10)
+        pid = int(api.get(f"/jobs/{job_id}/stdout").text)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+        assert process.stdout.read() == ""  # nothing after the one line
+        assert wait_until(lambda: process_gone(pid), timeout=5)
+        log = (tmp_path / "stderr.log").read_text()
+        assert "not pulled" in log
+        assert "alice-token" not in log
+    finally:
+        stop(process)
+
+
+def test_options_reach_the_emulator(tmp_path):
+    process, url = start(
+        tmp_path, "--token", "t1", "--token", "t2", "--instant", "--job-seconds", "30",
+        "--prefix", "api/v1/", "--cpus", "3", "--memory", "2",
+    )  # fmt: skip
+    try:
+        assert Api(url, token="t2").get("/jobs").status_code == 200
+        assert Api(url, token="t3").get("/jobs").status_code == 401
+        job_id = Api(url, token="t1").submit(job("true"))
+        assert Api(url, token="t1").describe(job_id)["status"] == "running"
+        stats = requests.get(url.rsplit("/api/v1", 1)[0] + "/_emulator/stats", timeout=10).json()
+        assert stats["slots"] == {"cpus": 3, "memory": 2}
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0
+    finally:
+        stop(process)
+
+
+def test_help_lists_the_contract_options():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake_executor_plugin_prominence.emulator", "--help"],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), check=True,
+    )  # fmt: skip
+    for option in ("--host", "--port", "--prefix", "--token", "--cpus", "--memory", "--state-dir",
+                   "--instant", "--job-seconds", "--latency", "--fault-rate", "--seed",
+                   "--time-scale", "--bare-image", "--missing-image"):  # fmt: skip
+        assert option in result.stdout
