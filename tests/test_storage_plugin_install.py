@@ -1,0 +1,50 @@
+"""`--prominence-storage-plugins install` (the default): each job pip-installs the storage
+plugins installed here, at the same versions, before the remote Snakemake starts. This test
+needs PyPI, as a job on a real PROMINENCE site does."""
+
+from __future__ import annotations
+
+import shutil
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from tests.processes import run_snakemake
+
+pytestmark = pytest.mark.e2e
+
+WORKFLOW = Path(__file__).resolve().parent / "workflows" / "one_job"
+
+
+def test_job_installs_pinned_storage_plugins(tmp_path, emulator):
+    workdir = tmp_path / "wf"
+    shutil.copytree(WORKFLOW, workdir)
+    storage = tmp_path / "storage"
+    before = {job["id"] for job in emulator.jobs()}
+
+    result = run_snakemake(
+        [
+            "--executor",
+            "prominence",
+            "--jobs",
+            "1",
+            "--default-storage-provider",
+            "fs",
+            "--default-storage-prefix",
+            str(storage),
+            "--seconds-between-status-checks",
+            "1",
+        ],
+        cwd=workdir,
+        env={"PROMINENCE_URL": emulator.url, "PROMINENCE_TOKEN": "install-token"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (storage / "hello.txt").read_text() == "hello from PROMINENCE\n"
+
+    (job,) = [job for job in emulator.jobs() if job["id"] not in before]
+    pin = f"snakemake-storage-plugin-fs=={version('snakemake-storage-plugin-fs')}"
+    assert pin in job["tasks"][0]["cmd"]
+    # The plugin really landed in the job's own deployment directory.
+    scratch = emulator.job_dir(job["id"]) / "userhome"
+    assert (scratch / ".snakemake" / "pip-deployments" / "snakemake_storage_plugin_fs").is_dir()
