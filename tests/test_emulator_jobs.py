@@ -280,3 +280,44 @@ def test_instant_mode(tmp_path):
         assert emu.stats()["jobs"]["completed"] == 20
         assert api.get(f"/jobs/{job_ids[0]}/stdout").content == b""
         assert not (tmp_path / "jobs" / str(job_ids[0])).exists()
+
+
+def test_pending_state_reports_queued_jobs_as_pending(tmp_path):
+    with Emulator(state_dir=tmp_path, cpus=1, memory=1, pending_state=True) as emu:
+        api = Api(emu.url)
+        blocker = api.submit(job("sleep 60"))
+        api.wait(blocker, "running")
+        queued = api.submit(job("true"))
+        assert api.describe(queued)["status"] == "pending"
+        assert [j["status"] for j in api.get("/jobs?status=idle").json()] == ["pending"]
+        api.delete(f"/jobs?id={blocker},{queued}")
+
+
+def test_a_reused_state_dir_never_reuses_job_ids(tmp_path):
+    with Emulator(state_dir=tmp_path, instant=False) as emu:
+        first = Api(emu.url).submit(job("true"))
+    with Emulator(state_dir=tmp_path) as emu:
+        second = Api(emu.url).submit(job("true"))
+        assert second > first
+        assert Api(emu.url).get(f"/jobs/{first}").json() == []  # jobs live in memory only
+
+
+def test_sidecar_runs_alongside_and_is_stopped_at_the_end(api, emulator):
+    sidecar = python_cmd(
+        "import os, time; open('sidecar.pid', 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    main = python_cmd(
+        "import os, time\n"
+        "while not os.path.exists('sidecar.pid'): time.sleep(0.01)\n"
+        "print('main saw sidecar')\n"
+    )
+    body = job(main)
+    body["tasks"].insert(
+        0, {"image": "redis", "runtime": "singularity", "cmd": sidecar, "type": "sidecar"}
+    )
+    job_id = api.submit(body)
+    done = api.wait(job_id)
+    assert [t["exitCode"] for t in done["execution"]["tasks"]] == [0]  # sidecars have no entry
+    assert stdout(api, job_id) == "main saw sidecar\n"
+    pid = int((emulator.job_dir(job_id) / "userhome" / "sidecar.pid").read_text())
+    assert wait_until(lambda: process_gone(pid), timeout=5)

@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="pass this variable of the emulator's environment to every task (repeatable)",
     )
+    add(
+        "--pending-state",
+        action="store_true",
+        help="report queued jobs as 'pending' instead of 'idle' (as the EOSC service does)",
+    )
     add("--log-requests", action="store_true", help="log every HTTP request on stderr")
     add("-v", "--verbose", action="store_true", help="log every job and injected fault on stderr")
     return parser
@@ -139,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bare_images=args.bare_images or DEFAULT_BARE_IMAGES,
         missing_images=args.missing_images,
         pass_env=args.pass_env,
+        pending_state=args.pending_state,
         log_requests=args.log_requests,
     )
     stop = threading.Event()

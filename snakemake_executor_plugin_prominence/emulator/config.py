@@ -39,6 +39,9 @@ def host_memory_gb() -> int:
 class EmulatorConfig:
     """Everything that changes how the emulator behaves.
 
+    ``pending_state`` reports queued jobs as ``pending`` instead of ``idle``, as services with
+    the server's ``USE_PENDING_STATE`` setting (the EOSC one) do.
+
     Durations given by jobs (walltime, maximumTimeInQueue) are in minutes as on the real service
     and are multiplied by ``time_scale`` seconds-per-second, so that tests can use a 1-minute
     walltime that fires after 0.6 s with ``time_scale=0.01``.
@@ -62,6 +65,7 @@ class EmulatorConfig:
     pass_env: tuple[str, ...] = ()
     kill_grace: float = 2.0
     site: str = "Emulator-Local"
+    pending_state: bool = False
     log_requests: bool = False
 
     def __post_init__(self) -> None:

@@ -116,11 +116,11 @@ class EmulatorCore:
     def describe(self, record: JobRecord) -> dict:
         """The detailed job object (what ``GET /jobs/<id>`` returns)."""
         with self.store.lock:
-            return render.detail(record, self.config.site)
+            return render.detail(record, self.config.site, self.config.pending_state)
 
     def summarise(self, record: JobRecord) -> dict:
         with self.store.lock:
-            return render.summary(record)
+            return render.summary(record, self.config.pending_state)
 
     def stats_payload(self) -> dict:
         """The ``/_emulator/stats`` document."""

@@ -24,11 +24,11 @@ def events(record: JobRecord) -> dict[str, int]:
     return result
 
 
-def summary(record: JobRecord) -> dict:
-    """The object a listing returns without ``detail``."""
+def summary(record: JobRecord, pending: bool = False) -> dict:
+    """The object a listing returns without ``detail`` (``pending``: say pending, not idle)."""
     job = {
         "id": record.id,
-        "status": record.status,
+        "status": "pending" if pending and record.status == "idle" else record.status,
         "name": record.name,
         "tasks": copy.deepcopy(record.spec["tasks"]),
         "events": events(record),
@@ -69,9 +69,9 @@ def execution(record: JobRecord, site: str) -> dict:
     return result
 
 
-def detail(record: JobRecord, site: str) -> dict:
+def detail(record: JobRecord, site: str, pending: bool = False) -> dict:
     """The object ``GET /jobs/<id>`` (and listings with ``detail``) return."""
-    job = summary(record)
+    job = summary(record, pending)
     spec = record.spec
     job["resources"] = copy.deepcopy(spec["resources"])
     for key in _DETAIL_COPIED:

@@ -3,8 +3,8 @@
 One scheduler thread starts idle jobs when their slots are free (higher ``policies.priority``
 first, then submission order) and fails the ones that waited longer than
 ``maximumTimeInQueue`` or can never fit. Each started job gets one worker thread that runs its
-tasks in order, each task in its own process group so that walltime and DELETE can kill the
-whole tree, exactly once, with ``killpg``.
+tasks in order (``tasks.TaskLauncher``), each in its own process group, so that walltime and
+DELETE kill the whole process tree with one ``killpg``.
 
 All state changes happen under the store's lock, so DELETE and the worker never disagree on
 whether a job is still running.
@@ -12,18 +12,12 @@ whether a job is still running.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shlex
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
 
 from . import sandbox
 from .config import DEFAULT_WALLTIME_MINUTES, EmulatorConfig
@@ -37,23 +31,9 @@ from .store import (
     JobStore,
 )
 from .submission import Inputs
+from .tasks import TaskLauncher, killpg
 
 log = logging.getLogger(__name__)
-
-#: Exit code of a task whose command cannot be started (the container runtime's own failure).
-EXEC_FAILURE = 255
-
-
-@dataclass
-class ProcessResult:
-    """What one task process did."""
-
-    exit_code: int
-    wall: float
-    cpu: float
-    max_rss_kb: int
-    timed_out: bool = False
-    aborted: bool = False
 
 
 @dataclass
@@ -63,11 +43,6 @@ class RunOutcome:
     status: str | None  # None: the job was deleted / the emulator stopped
     reason: str | None = None
     retry: bool = False
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 class Runner:
@@ -93,6 +68,7 @@ class Runner:
         self._workers: dict[int, threading.Thread] = {}
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.tasks = TaskLauncher(self._register, self._release)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -109,7 +85,7 @@ class Runner:
             groups = [pgid for record in self.store.all() for pgid in record.pgids]
             self._cond.notify_all()
         for pgid in groups:
-            _killpg(pgid, signal.SIGKILL)
+            killpg(pgid, signal.SIGKILL)
         if self._thread is not None:
             self._thread.join(timeout)
         deadline = time.monotonic() + timeout
@@ -142,7 +118,7 @@ class Runner:
             if removed:
                 self._cond.notify_all()
         for pgid in groups:
-            _killpg(pgid, signal.SIGTERM)
+            killpg(pgid, signal.SIGTERM)
         if groups:
             timer = threading.Timer(self.config.kill_grace, self._kill_all, [groups])
             timer.daemon = True
@@ -152,7 +128,7 @@ class Runner:
     @staticmethod
     def _kill_all(groups: list[int]) -> None:
         for pgid in groups:
-            _killpg(pgid, signal.SIGKILL)
+            killpg(pgid, signal.SIGKILL)
 
     # -- scheduler ---------------------------------------------------------------------------
 
@@ -255,19 +231,19 @@ class Runner:
         tasks = sorted(record.spec["tasks"], key=lambda t: t.get("type") != "sidecar")
         pulled: set[tuple[str, str]] = set()
         sidecars: list[int] = []
+        runtimes: set[str] = set()
         outcome = RunOutcome("completed")
         try:
             for number, task in enumerate(tasks):
                 if not self._alive(record):
                     return RunOutcome(None)
                 runtime = task["runtime"]
-                with self._cond:
-                    record.runtime_versions[runtime] = "emulated"
+                runtimes.add(runtime)
                 key = (sandbox.image_name(task["image"]), runtime)
                 pull_status = "cached" if key in pulled else "completed"
                 if sandbox.image_matches(task["image"], config.missing_images):
                     results.append({"imagePullStatus": "failed"})
-                    sandbox_note(record, f"image {task['image']} could not be pulled (emulated)")
+                    log.info("job %d: image %s matches --missing-image", record.id, task["image"])
                     return RunOutcome("failed", REASON_IMAGE_PULL, retry=True)
                 pulled.add(key)
                 env = sandbox.task_environment(
@@ -283,13 +259,13 @@ class Runner:
                     pass_env=config.pass_env,
                 )
                 if task.get("type") == "sidecar":
-                    pgid = self._spawn_background(record, task, home, env)
+                    pgid = self.tasks.spawn_background(record, task, home, env)
                     if pgid is not None:
                         sidecars.append(pgid)
                     continue
                 tries = 0
                 while True:
-                    result = self._run_task(record, task, home, env, deadline)
+                    result = self.tasks.run(record, task, home, env, deadline)
                     if result.exit_code == 0 or result.timed_out or result.aborted:
                         break
                     if tries >= task_retries or not self._alive(record):
@@ -314,139 +290,20 @@ class Runner:
             return outcome
         finally:
             for pgid in sidecars:
-                _killpg(pgid, signal.SIGKILL)
-                with self._cond:
-                    record.pgids.discard(pgid)
+                killpg(pgid, signal.SIGKILL)
+            with self._cond:
+                record.pgids.difference_update(sidecars)
+                # Like the worker's report, written when the run ends.
+                record.runtime_versions = dict.fromkeys(sorted(runtimes), "emulated")
 
-    def _argv(self, record: JobRecord, task: dict) -> list[str] | str:
-        """The task's argv (split without a shell), or an error text for stderr."""
-        cmd = task.get("cmd")
-        if not cmd:
-            return []
-        try:
-            return shlex.split(sandbox.substitute(cmd, record.id))
-        except ValueError as exc:
-            return f"cannot split cmd: {exc}"
+    # -- callbacks of the task launcher (see tasks.TaskLauncher) -------------------------
 
-    def _popen(
-        self, record: JobRecord, argv: list[str], cwd: Path, env: dict, stdout: BinaryIO | int
-    ) -> subprocess.Popen:
-        """Start ``argv`` in a new session (its own process group), registered with the job.
-
-        If the job was deleted while it started, the new group is killed at once.
-        """
-        with open(record.job_dir / sandbox.ERR_FILE, "ab") as err:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=err,
-                start_new_session=True,
-                close_fds=True,
-            )
+    def _register(self, record: JobRecord, pgid: int) -> bool:
         with self._cond:
-            record.pgids.add(proc.pid)
-            alive = record.status == "running" and not self._stopping
-        if not alive:
-            _killpg(proc.pid, signal.SIGKILL)
-        return proc
+            record.pgids.add(pgid)
+            return record.status == "running" and not self._stopping
 
-    def _spawn_background(self, record: JobRecord, task: dict, home: Path, env: dict) -> int | None:
-        argv = self._argv(record, task)
-        if not argv or isinstance(argv, str):
-            return None
-        cwd = sandbox.resolve_in_home(home, task.get("workdir"))
-        try:
-            cwd.mkdir(parents=True, exist_ok=True)
-            with open(record.job_dir / sandbox.OUT_FILE, "ab") as out:
-                proc = self._popen(record, argv, cwd, env, out)
-        except OSError as exc:
-            sandbox_note(record, f"sidecar could not start: {exc}")
-            return None
-        threading.Thread(target=proc.wait, daemon=True).start()
-        return proc.pid
-
-    def _run_task(
-        self, record: JobRecord, task: dict, home: Path, env: dict, deadline: float
-    ) -> ProcessResult:
-        """Run one task to its end, the walltime, or deletion; stream its output to the job."""
-        started = time.monotonic()
-        remaining = deadline - started
-        if remaining <= 0:
-            return ProcessResult(-int(signal.SIGKILL), 0.0, 0.0, 0, timed_out=True)
-        argv = self._argv(record, task)
-        if isinstance(argv, str):
-            sandbox_note(record, argv)
-            return ProcessResult(EXEC_FAILURE, 0.0, 0.0, 0)
-        if not argv:
-            sandbox_note(record, "no cmd: the image's default runscript is not emulated")
-            return ProcessResult(0, 0.0, 0.0, 0)
-        cwd = sandbox.resolve_in_home(
-            home, sandbox.substitute(task.get("workdir") or "", record.id)
-        )
-        tee_path = None
-        if task.get("stdout"):
-            tee_path = home / task["stdout"].lstrip("/")
-        try:
-            cwd.mkdir(parents=True, exist_ok=True)
-            with open(record.job_dir / sandbox.OUT_FILE, "ab") as out:
-                proc = self._popen(record, argv, cwd, env, subprocess.PIPE if tee_path else out)
-        except OSError as exc:
-            sandbox_note(record, f"{argv[0]}: cannot execute: {exc.strerror or exc}")
-            return ProcessResult(EXEC_FAILURE, time.monotonic() - started, 0.0, 0)
-        timed_out = threading.Event()
-
-        def on_walltime() -> None:
-            timed_out.set()
-            _killpg(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(remaining, on_walltime)
-        timer.daemon = True
-        timer.start()
-        copier = None
-        if tee_path is not None:
-            copier = threading.Thread(target=_tee, args=(proc, record, tee_path), daemon=True)
-            copier.start()
-        try:
-            _pid, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        # Like a container whose init ends, nothing the task left in background survives it.
-        _killpg(proc.pid, signal.SIGKILL)
-        if copier is not None:
-            copier.join(5.0)
-            if proc.stdout is not None:
-                proc.stdout.close()
+    def _release(self, record: JobRecord, pgid: int) -> bool:
         with self._cond:
-            record.pgids.discard(proc.pid)
-            aborted = record.status != "running" or self._stopping
-        return ProcessResult(
-            exit_code=proc.returncode,
-            wall=time.monotonic() - started,
-            cpu=usage.ru_utime + usage.ru_stime,
-            max_rss_kb=int(usage.ru_maxrss),
-            timed_out=timed_out.is_set(),
-            aborted=aborted and not timed_out.is_set(),
-        )
-
-
-def _tee(proc: subprocess.Popen, record: JobRecord, path: Path) -> None:
-    """Copy a task's stdout to both ``job.0.out`` and the task's ``stdout`` file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(record.job_dir / sandbox.OUT_FILE, "ab") as out, open(path, "ab") as copy:
-        assert proc.stdout is not None
-        for chunk in iter(lambda: proc.stdout.read1(65536), b""):
-            out.write(chunk)
-            out.flush()
-            copy.write(chunk)
-            copy.flush()
-
-
-def sandbox_note(record: JobRecord, text: str) -> None:
-    """Append an emulator message to the job's stderr (where a container runtime writes its own)."""
-    log.debug("job %d: %s", record.id, text)
-    with open(record.job_dir / sandbox.ERR_FILE, "ab") as err:
-        err.write(f"[prominence-emulator] {text}\n".encode())
+            record.pgids.discard(pgid)
+            return record.status != "running" or self._stopping

@@ -62,6 +62,7 @@ class Emulator:
         missing_images: Iterable[str] = (),
         pass_env: Iterable[str] = (),
         kill_grace: float = 2.0,
+        pending_state: bool = False,
         log_requests: bool = False,
     ) -> None:
         self.config = EmulatorConfig(
@@ -82,6 +83,7 @@ class Emulator:
             missing_images=tuple(missing_images),
             pass_env=tuple(pass_env),
             kill_grace=kill_grace,
+            pending_state=pending_state,
             log_requests=log_requests,
         )
         self.core: EmulatorCore | None = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +52,6 @@ class JobRecord:
     task_results: list[dict] = field(default_factory=list)
     runtime_versions: dict[str, str] = field(default_factory=dict)
     pgids: set[int] = field(default_factory=set)
-    finished_event: threading.Event = field(default_factory=threading.Event)
 
     @property
     def policies(self) -> dict:
@@ -76,7 +75,6 @@ class JobRecord:
         self.reason = reason
         self.ended = time.time() if now is None else now
         self.in_queue = self.stay_in_queue
-        self.finished_event.set()
 
     def refresh(self, now: float) -> None:
         """Bring an instant-mode job up to date with the clock (no-op for real jobs)."""
@@ -150,9 +148,6 @@ class JobStore:
             for record in records:
                 record.refresh(now)
             return records
-
-    def __iter__(self) -> Iterator[JobRecord]:
-        return iter(self.all())
 
     def counts(self) -> dict[str, int]:
         """Number of jobs per status (every status present, zero if none)."""
