@@ -123,6 +123,39 @@ class ExecutorSettings(ExecutorSettingsBase):
             "metavar": "REGION[,REGION...]",
         },
     )
+    keep_logs: bool = field(
+        default=False,
+        metadata={
+            "help": "Also save stdout/stderr of successful jobs to .snakemake/prominence_logs/ "
+            "(failed jobs' logs are always saved). Costs two requests per job.",
+        },
+    )
+    cancel_leftovers: bool = field(
+        default=False,
+        metadata={
+            "help": "At start, delete jobs still queued or running on PROMINENCE from an "
+            "earlier run of this workflow directory (e.g. one killed with SIGKILL). "
+            "Without it they are only reported.",
+        },
+    )
+    max_status_interval: int = field(
+        default=120,
+        metadata={
+            "help": "Longest wait in seconds between status checks: the interval starts at "
+            "--seconds-between-status-checks and grows up to this while no job changes.",
+            "metavar": "SECONDS",
+            "type": int,
+        },
+    )
+    max_outage: int = field(
+        default=60,
+        metadata={
+            "help": "Minutes without any answer from PROMINENCE after which the run stops "
+            "(its jobs may still be running). Shorter outages are ridden out.",
+            "metavar": "MINUTES",
+            "type": int,
+        },
+    )
     labels: Optional[str] = field(
         default=None,
         metadata={

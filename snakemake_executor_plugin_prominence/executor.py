@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import AsyncGenerator
-from importlib.metadata import distributions, version
 from typing import Any
 
 from snakemake_interface_common.exceptions import WorkflowError
@@ -18,7 +16,7 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from snakemake_executor_plugin_prominence import jobspec, logs, tracking
+from snakemake_executor_plugin_prominence import jobspec, logs, runinfo, tracking
 from snakemake_executor_plugin_prominence.auth import TokenError, TokenProvider, check_not_expired
 from snakemake_executor_plugin_prominence.client import (
     ProminenceClient,
@@ -27,10 +25,9 @@ from snakemake_executor_plugin_prominence.client import (
 )
 from snakemake_executor_plugin_prominence.diagnostics import explain
 
-#: Status cycles a just-submitted job may be missing from the listing before it is looked up
-#: directly (the server's queue and history queries are not instantaneous).
-MISSING_GRACE_CYCLES = 3
-PIP_TARGET = ".snakemake/pip-deployments"  # Snakemake puts this directory on sys.path
+
+class ProminenceOutage(WorkflowError):
+    """PROMINENCE has not answered for longer than the configured limit."""
 
 
 class Executor(RemoteExecutor):
@@ -38,36 +35,37 @@ class Executor(RemoteExecutor):
         # The status thread is already running: check_active_jobs must not rely on anything
         # set here while it has no jobs (it returns at once then).
         settings = self.workflow.executor_settings
+        self._settings = settings
         self._client = _make_client(settings)
-        self._run_id = uuid.uuid4().hex
-        self._defaults = _job_defaults(settings, self._run_id, self._default_image())
+        self._run = runinfo.RunLabels.new(os.getcwd())
+        self._defaults = _job_defaults(settings, self._run, self._default_image())
         self._install_prefix = (
-            _storage_plugin_install_command() if settings.storage_plugins == "install" else ""
+            runinfo.storage_plugin_install_command()
+            if settings.storage_plugins == "install"
+            else ""
         )
         self._secrets = [self._client.tokens.current().value]
         self._unfinished: dict[int, SubmittedJobInfo] = {}
         self._unfinished_lock = threading.Lock()
+        self._tracker = tracking.JobTracker(self._client, limiter=lambda: self.status_rate_limiter)
+        floor = self.workflow.remote_execution_settings.seconds_between_status_checks
+        self._interval = tracking.PollInterval(floor, settings.max_status_interval)
         self.logger.info(
-            f"PROMINENCE: run {self._run_id} at {self._client.base_url}; list its jobs with "
-            f"`prominence list --all --constraint snakemakerun={self._run_id}`."
+            f"PROMINENCE: run {self._run.run_id} at {self._client.base_url}. List its jobs with "
+            f"`prominence list --all --constraint {self._run.run_constraint}`."
         )
+        runinfo.handle_leftovers(self._client, self._run, settings.cancel_leftovers, self.logger)
 
     # --- submission ----------------------------------------------------------------
 
     def run_job(self, job: JobExecutorInterface) -> None:
-        env = self.envvars()
         try:
             description = jobspec.build(
                 job,
                 self.format_job_exec(job),
-                env,
+                self.envvars(),
                 self._defaults,
-                job_labels={
-                    "snakemakerule": jobspec.label_value(jobspec.rule_label(job)),
-                    "snakemakejob": jobspec.label_value(job.jobid),
-                    "snakemakeattempt": str(job.attempt),
-                    "snakemakekey": uuid.uuid4().hex,
-                },
+                job_labels=runinfo.job_labels(job),
             )
         except jobspec.JobSpecError as e:
             self.report_job_error(SubmittedJobInfo(job), msg=f"{e}\nNothing was submitted. ")
@@ -80,9 +78,7 @@ class Executor(RemoteExecutor):
             )
             return
         info = SubmittedJobInfo(
-            job,
-            external_jobid=str(prominence_id),
-            aux={"missing": 0, "image": description["tasks"][0]["image"]},
+            job, external_jobid=str(prominence_id), aux={"image": description["tasks"][0]["image"]}
         )
         with self._unfinished_lock:
             self._unfinished[prominence_id] = info
@@ -99,89 +95,37 @@ class Executor(RemoteExecutor):
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
         if not active_jobs:
             return
+        by_id = {int(info.external_jobid): info for info in active_jobs}
         try:
-            still_active = await self._poll(active_jobs)
+            result = await self._tracker.cycle(list(by_id))
+            self._report(result, by_id)
         except Exception as e:  # an exception here would end Snakemake's status loop
             self.logger.error(f"PROMINENCE status check failed, will retry: {e!r}")
-            still_active = [info for info in active_jobs if self._is_unfinished(info)]
-        for info in still_active:
-            yield info
+            result = None
+        self._check_outage()
+        for info in by_id.values():
+            if self._is_unfinished(info):
+                yield info
+        self.next_seconds_between_status_checks = self._interval.after_cycle(
+            result is not None and result.changed
+        )
 
-    async def _poll(self, active_jobs: list[SubmittedJobInfo]) -> list[SubmittedJobInfo]:
-        by_id = {int(info.external_jobid): info for info in active_jobs}
-        listed: dict[int, dict[str, Any]] = {}
-        unreachable: set[int] = set()
-        for chunk in tracking.chunks(list(by_id)):
-            async with self.status_rate_limiter:
-                try:
-                    listing = self._client.list_jobs(chunk)
-                except ProminenceError as e:
-                    self.logger.warning(f"PROMINENCE status query failed, will retry: {e}")
-                    unreachable.update(chunk)
-                    continue
-            for entry in listing:
-                if isinstance(entry.get("id"), int) and entry["id"] in by_id:
-                    listed[entry["id"]] = entry
-
-        still_active = []
-        for prominence_id, info in by_id.items():
-            if prominence_id in unreachable:
-                still_active.append(info)
-                continue
-            entry = listed.get(prominence_id)
-            if entry is None:
-                entry = await self._look_up_missing(prominence_id, info)
-                if entry is None:
-                    if self._is_unfinished(info):
-                        still_active.append(info)
-                    continue
-            info.aux["missing"] = 0
-            if not tracking.is_finished(entry):
-                still_active.append(info)
-                continue
-            async with self.status_rate_limiter:
-                try:
-                    detail = self._client.get_job(prominence_id)
-                except ProminenceError as e:
-                    self.logger.warning(
-                        f"Reading PROMINENCE job {prominence_id} failed, will retry: {e}"
-                    )
-                    detail = None
-            if detail is None:
-                still_active.append(info)
-                continue
-            self._finish(info, prominence_id, detail)
-        return still_active
-
-    async def _look_up_missing(self, prominence_id: int, info: SubmittedJobInfo) -> dict | None:
-        """A job absent from the listing: wait a few cycles, then ask for it directly."""
-        info.aux["missing"] += 1
-        if info.aux["missing"] < MISSING_GRACE_CYCLES:
-            return None
-        async with self.status_rate_limiter:
-            try:
-                detail = self._client.get_job(prominence_id)
-            except ProminenceError as e:
-                self.logger.warning(
-                    f"Reading PROMINENCE job {prominence_id} failed, will retry: {e}"
-                )
-                return None
-        if detail is None:
-            self._forget(prominence_id)
-            self.report_job_error(
-                info,
-                msg=(
-                    f"PROMINENCE job {prominence_id} is unknown to the server: it was listed "
-                    f"neither as active nor as finished for {info.aux['missing']} status checks "
-                    "(its history may have expired, or it was removed by an administrator).\n"
-                ),
+    def _report(self, result: tracking.CycleResult, by_id: dict[int, SubmittedJobInfo]) -> None:
+        if result.errors:
+            self.logger.warning(
+                f"PROMINENCE status check: {len(result.errors)} request(s) failed, will retry "
+                f"(last: {result.errors[-1]})"
             )
-        return detail
+        for prominence_id, message in result.lost.items():
+            self._forget(prominence_id)
+            self.report_job_error(by_id[prominence_id], msg=message + ".\n")
+        for prominence_id, detail in result.finished.items():
+            self._finish(by_id[prominence_id], prominence_id, detail)
 
     def _finish(self, info: SubmittedJobInfo, prominence_id: int, detail: dict[str, Any]) -> None:
         outcome = tracking.verdict(detail)
         self._forget(prominence_id)
-        if outcome.success:
+        if outcome.success and not self._settings.keep_logs:
             self.report_job_success(info)
             return
         streams = {
@@ -194,11 +138,27 @@ class Executor(RemoteExecutor):
             streams,
             self._secrets + list(self.envvars().values()),
         )
+        if outcome.success:
+            self.report_job_success(info)
+            return
         findings = explain(streams["stderr"] + "\n" + streams["stdout"], info.aux.get("image"))
         message = f"PROMINENCE job {prominence_id} {outcome.message}"
         if findings:
             message += ": " + "; ".join(findings)
         self.report_job_error(info, msg=f"{message}.\nLog: {path}\n", aux_logs=[str(path)])
+
+    def _check_outage(self) -> None:
+        down = self._tracker.unreachable_for()
+        if down > self._settings.max_outage * 60:
+            with self._unfinished_lock:
+                ids = sorted(self._unfinished)
+            raise ProminenceOutage(
+                f"PROMINENCE at {self._client.base_url} has not answered for {down / 60:.0f} "
+                f"minutes (--prominence-max-outage {self._settings.max_outage}); stopping. "
+                f"{len(ids)} job(s) of this run may still be running: "
+                f"{', '.join(map(str, ids[:20]))}{' ...' if len(ids) > 20 else ''}. List them "
+                f"with `prominence list --all --constraint {self._run.run_constraint}`."
+            )
 
     # --- cancellation --------------------------------------------------------------
 
@@ -216,7 +176,7 @@ class Executor(RemoteExecutor):
             except ProminenceError as e:
                 self.logger.error(
                     f"Could not delete PROMINENCE jobs {', '.join(map(str, chunk))}: {e}. "
-                    f"List them with `prominence list --constraint snakemakerun={self._run_id}`."
+                    f"List them with `prominence list --constraint {self._run.run_constraint}`."
                 )
         with self._unfinished_lock:
             self._unfinished.clear()
@@ -236,14 +196,15 @@ class Executor(RemoteExecutor):
     def _forget(self, prominence_id: int) -> None:
         with self._unfinished_lock:
             self._unfinished.pop(prominence_id, None)
+        self._tracker.forget(prominence_id)
 
     def _default_image(self) -> str:
-        configured = self.workflow.executor_settings.container_image
+        configured = self._settings.container_image
         if configured:
             return configured
         # Snakemake's --container-image defaults to snakemake/snakemake:v<its version>.
         image = getattr(self.workflow.remote_execution_settings, "container_image", None)
-        return image or f"snakemake/snakemake:v{version('snakemake')}"
+        return image or runinfo.default_snakemake_image()
 
 
 def _make_client(settings: Any) -> ProminenceClient:
@@ -267,7 +228,7 @@ def _make_client(settings: Any) -> ProminenceClient:
     return ProminenceClient(base_url, tokens, verify=settings.ca_bundle or True)
 
 
-def _job_defaults(settings: Any, run_id: str, image: str) -> jobspec.JobDefaults:
+def _job_defaults(settings: Any, run: runinfo.RunLabels, image: str) -> jobspec.JobDefaults:
     try:
         user_labels = jobspec.parse_label_pairs(settings.labels, "--prominence-labels")
     except ValueError as e:
@@ -279,26 +240,5 @@ def _job_defaults(settings: Any, run_id: str, image: str) -> jobspec.JobDefaults
         max_time_in_queue=settings.max_time_in_queue,
         sites=jobspec.split_list(settings.sites),
         regions=jobspec.split_list(settings.regions),
-        labels={**user_labels, "snakemakerun": run_id},
-    )
-
-
-def _storage_plugin_install_command() -> str:
-    """pip-install the storage plugins installed here, at the same versions, into the job.
-
-    Snakemake passes the settings of every installed storage plugin to the job's command
-    line, so the job needs all of them, and the same versions avoid interface skew.
-    """
-    pins = sorted(
-        {
-            f"{dist.metadata['Name']}=={dist.version}"
-            for dist in distributions()
-            if (dist.metadata["Name"] or "").lower().startswith("snakemake-storage-plugin-")
-        }
-    )
-    if not pins:
-        return ""
-    return (
-        "python -m pip install --quiet --disable-pip-version-check --no-warn-script-location "
-        f"--target {PIP_TARGET} " + " ".join(pins)
+        labels={**user_labels, **run.labels()},
     )

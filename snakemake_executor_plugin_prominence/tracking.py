@@ -7,9 +7,14 @@ every task's exit code to be 0 (read from the detailed job).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import Any
+
+from snakemake_executor_plugin_prominence.client import ProminenceError
 
 #: Statuses of a job that has not finished. ``pending`` replaces the first three on services
 #: configured that way (the EOSC service is).
@@ -114,3 +119,175 @@ def _reason_context(job: Mapping[str, Any], reason: str) -> str:
         if asked:
             return f"no site can provide {asked}"
     return ""
+
+
+# --- one status cycle ------------------------------------------------------------------
+
+
+@dataclass
+class CycleResult:
+    """What one status cycle learned about the jobs it was asked about."""
+
+    running: list[int] = field(default_factory=list)
+    #: finished jobs with their detailed description (``GET /jobs/<id>``)
+    finished: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: jobs the server no longer knows, with the reason in words
+    lost: dict[int, str] = field(default_factory=dict)
+    #: True when at least one request of the cycle was answered
+    reachable: bool = True
+    #: True when any job changed status (or finished) since the previous cycle
+    changed: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Seen:
+    """The little the tracker remembers per job (a constant few bytes)."""
+
+    status: str | None
+    missing_since: float | None
+    missing_cycles: int
+
+
+class JobTracker:
+    """Runs status cycles: one ``GET /jobs?id=...`` per chunk of ids, a direct read of each job
+    that finished, and a grace period for jobs the listing does not show yet (or any more).
+
+    Transient failures never lose a job: a job whose status could not be read is reported as
+    still running and asked about again next cycle.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        limiter: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        grace_cycles: int = 3,
+        grace_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._limiter = limiter or contextlib.nullcontext
+        self._chunk_size = chunk_size
+        self._grace_cycles = grace_cycles
+        self._grace_seconds = grace_seconds
+        self._clock = clock
+        self._seen: dict[int, _Seen] = {}
+        self._unreachable_since: float | None = None
+
+    def forget(self, job_id: int) -> None:
+        self._seen.pop(job_id, None)
+
+    def unreachable_for(self) -> float:
+        """Seconds since the server last answered a status request (0 when it did last time)."""
+        if self._unreachable_since is None:
+            return 0.0
+        return self._clock() - self._unreachable_since
+
+    async def cycle(self, ids: Sequence[int]) -> CycleResult:
+        result = CycleResult(reachable=False)
+        listed: dict[int, Mapping[str, Any]] = {}
+        unanswered: set[int] = set()
+        wanted = set(ids)
+        for chunk in chunks(list(ids), self._chunk_size):
+            try:
+                async with self._limiter():
+                    listing = self._client.list_jobs(chunk)
+            except ProminenceError as e:
+                result.errors.append(str(e))
+                unanswered.update(chunk)
+                continue
+            result.reachable = True
+            for entry in listing:
+                job_id = entry.get("id")
+                if job_id in wanted:
+                    listed[job_id] = entry
+
+        for job_id in ids:
+            seen = self._seen.setdefault(job_id, _Seen(None, None, 0))
+            if job_id in unanswered:
+                result.running.append(job_id)
+                continue
+            entry = listed.get(job_id)
+            if entry is None:
+                entry = await self._missing(job_id, seen, result)
+                if entry is None:
+                    continue
+            seen.missing_since, seen.missing_cycles = None, 0
+            status = str(entry.get("status"))
+            if status != seen.status:
+                result.changed = True
+                seen.status = status
+            if not is_finished(entry):
+                result.running.append(job_id)
+                continue
+            detail = await self._detail(job_id, result)
+            if detail is None or not is_finished(detail):
+                result.running.append(job_id)
+                continue
+            result.finished[job_id] = detail
+            self.forget(job_id)
+
+        if result.reachable or not ids:
+            self._unreachable_since = None
+        elif self._unreachable_since is None:
+            self._unreachable_since = self._clock()
+        return result
+
+    async def _detail(self, job_id: int, result: CycleResult) -> dict[str, Any] | None:
+        try:
+            async with self._limiter():
+                detail = self._client.get_job(job_id)
+        except ProminenceError as e:
+            result.errors.append(str(e))
+            return None
+        result.reachable = True
+        return detail
+
+    async def _missing(
+        self, job_id: int, seen: _Seen, result: CycleResult
+    ) -> dict[str, Any] | None:
+        """A job absent from the listing: after the grace period, ask for it directly."""
+        now = self._clock()
+        if seen.missing_since is None:
+            seen.missing_since = now
+        seen.missing_cycles += 1
+        waited = now - seen.missing_since
+        if seen.missing_cycles < self._grace_cycles or waited < self._grace_seconds:
+            result.running.append(job_id)
+            return None
+        try:
+            async with self._limiter():
+                detail = self._client.get_job(job_id)
+        except ProminenceError as e:
+            result.errors.append(str(e))
+            result.running.append(job_id)
+            return None
+        result.reachable = True
+        if detail is None:
+            result.lost[job_id] = (
+                f"PROMINENCE no longer knows job {job_id}: it was missing from the job listing "
+                f"for {seen.missing_cycles} status checks ({waited:.0f} s) and reading it directly "
+                "returned nothing (its history may have expired, or an administrator removed it)"
+            )
+            self.forget(job_id)
+        return detail
+
+
+class PollInterval:
+    """Adaptive status-check interval: back to ``floor`` whenever something changed, growing
+    by ``factor`` up to ``ceiling`` while nothing does (long jobs need few checks)."""
+
+    def __init__(self, floor: float, ceiling: float, factor: float = 1.5) -> None:
+        self.floor = max(0.0, floor)
+        self.ceiling = max(self.floor, ceiling)
+        self.factor = factor
+        self.current = self.floor
+
+    def after_cycle(self, changed: bool) -> float:
+        if changed:
+            self.current = self.floor
+        else:
+            self.current = min(self.ceiling, max(self.current * self.factor, self.floor, 1.0))
+        return self.current

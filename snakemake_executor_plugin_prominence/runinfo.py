@@ -1,0 +1,129 @@
+"""What identifies a run and its jobs on PROMINENCE, and what a run sets up around its jobs.
+
+Every job carries the run's label (``snakemakerun``) and the working directory's label
+(``snakemakewd``): the first lists a run's jobs, the second finds jobs a killed earlier run of
+the same workflow left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import uuid
+from dataclasses import dataclass
+from importlib.metadata import distributions, version
+from typing import Any
+
+from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+
+from snakemake_executor_plugin_prominence import jobspec, tracking
+from snakemake_executor_plugin_prominence.client import ProminenceClient, ProminenceError
+
+RUN_LABEL = "snakemakerun"
+WORKDIR_LABEL = "snakemakewd"
+#: Snakemake puts this directory (relative to the job's working directory) on sys.path.
+PIP_TARGET = ".snakemake/pip-deployments"
+
+
+@dataclass(frozen=True)
+class RunLabels:
+    run_id: str
+    workdir_key: str
+
+    @classmethod
+    def new(cls, workdir: str) -> RunLabels:
+        return cls(uuid.uuid4().hex, workdir_key(workdir))
+
+    def labels(self) -> dict[str, str]:
+        return {RUN_LABEL: self.run_id, WORKDIR_LABEL: self.workdir_key}
+
+    @property
+    def run_constraint(self) -> str:
+        return f"{RUN_LABEL}={self.run_id}"
+
+    @property
+    def workdir_constraint(self) -> str:
+        return f"{WORKDIR_LABEL}={self.workdir_key}"
+
+
+def workdir_key(workdir: str, host: str | None = None) -> str:
+    """A short stable key for this working directory on this machine."""
+    where = f"{host or socket.getfqdn()}:{workdir}"
+    return hashlib.sha256(where.encode("utf-8")).hexdigest()[:20]
+
+
+def job_labels(job: JobExecutorInterface) -> dict[str, str]:
+    """Per-job labels: rule (or group), Snakemake job id, attempt and a unique submission key."""
+    return {
+        "snakemakerule": jobspec.label_value(jobspec.rule_label(job)),
+        "snakemakejob": jobspec.label_value(job.jobid),
+        "snakemakeattempt": str(job.attempt),
+        "snakemakekey": uuid.uuid4().hex,
+    }
+
+
+def handle_leftovers(
+    client: ProminenceClient, run: RunLabels, cancel: bool, logger: Any
+) -> list[int]:
+    """Report (or delete) jobs of an earlier run of this directory that are still active.
+
+    Returns their ids. A failure to look is a warning, never a reason to stop the run.
+    """
+    try:
+        leftovers = client.find_jobs(run.workdir_constraint)
+    except ProminenceError as e:
+        logger.warning(f"Could not check PROMINENCE for jobs left by an earlier run: {e}")
+        return []
+    ids = sorted(
+        job["id"]
+        for job in leftovers
+        if isinstance(job.get("id"), int) and job.get("status") in tracking.ACTIVE_STATUSES
+    )
+    if not ids:
+        return []
+    shown = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+    if not cancel:
+        logger.warning(
+            f"{len(ids)} PROMINENCE job(s) from an earlier run of this workflow directory are "
+            f"still queued or running: {shown}. They may write the same outputs as this run. "
+            "Delete them with --prominence-cancel-leftovers, or list them with "
+            f"`prominence list --constraint {run.workdir_constraint}`."
+        )
+        return ids
+    deleted = 0
+    for chunk in tracking.chunks(ids):
+        try:
+            if client.delete_jobs(chunk):
+                deleted += len(chunk)
+        except ProminenceError as e:
+            logger.error(f"Could not delete leftover PROMINENCE jobs {chunk}: {e}")
+    logger.warning(
+        f"Deleted {deleted} PROMINENCE job(s) left running by an earlier run of this workflow "
+        f"directory: {shown}."
+    )
+    return ids
+
+
+def default_snakemake_image() -> str:
+    return f"snakemake/snakemake:v{version('snakemake')}"
+
+
+def storage_plugin_install_command() -> str:
+    """pip-install the storage plugins installed here, at the same versions, into the job.
+
+    Snakemake passes the settings of every installed storage plugin to the job's command
+    line, so the job needs all of them, and the same versions avoid interface skew.
+    """
+    pins = sorted(
+        {
+            f"{dist.metadata['Name']}=={dist.version}"
+            for dist in distributions()
+            if (dist.metadata["Name"] or "").lower().startswith("snakemake-storage-plugin-")
+        }
+    )
+    if not pins:
+        return ""
+    return (
+        "python -m pip install --quiet --disable-pip-version-check --no-warn-script-location "
+        f"--target {PIP_TARGET} " + " ".join(pins)
+    )
