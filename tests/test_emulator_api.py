@@ -251,3 +251,9 @@ def test_output_parameters_the_server_cannot_convert_crash(api, query):
     job_id = api.submit(job("true"))
     response = api.get(f"/jobs/{job_id}/stdout{query}")
     assert response.status_code == 500
+
+
+def test_a_busy_port_raises_oserror_in_python(emulator):
+    port = int(emulator.url.split(":")[2].split("/")[0])
+    with pytest.raises(OSError):
+        Emulator(port=port).start()

@@ -88,3 +88,19 @@ def test_help_lists_the_contract_options():
                    "--instant", "--job-seconds", "--latency", "--fault-rate", "--seed",
                    "--time-scale", "--bare-image", "--missing-image"):  # fmt: skip
         assert option in result.stdout
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path):
+    process, url = start(tmp_path)
+    try:
+        port = url.split(":")[2].split("/")[0]
+        result = subprocess.run(
+            [sys.executable, "-m", "snakemake_executor_plugin_prominence.emulator",
+             "--port", port],
+            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=30,
+        )  # fmt: skip
+        assert result.returncode == 2
+        assert result.stdout == ""
+        assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    finally:
+        stop(process)

@@ -155,7 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    emulator.start()
+    try:
+        emulator.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", args.host, args.port, exc.strerror or exc)
+        return 2
     config = emulator.config
     log.info(
         "container images are recorded but not pulled: tasks run on this host, in a scratch "

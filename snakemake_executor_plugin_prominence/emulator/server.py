@@ -7,6 +7,7 @@ thread, and exposes the jobs for inspection without going through HTTP.
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -30,6 +31,20 @@ class _RequestHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         if getattr(self.server, "log_requests", False):
             super().log_request(code, size)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket, or ``OSError`` (Werkzeug would print and ``sys.exit`` instead)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError:
+        listener.close()
+        raise
+    return listener
 
 
 class Emulator:
@@ -115,12 +130,24 @@ class Emulator:
             fault_rate=config.fault_rate,
             seed=config.seed,
         )
-        server = make_server(
-            config.host, config.port, wsgi, threaded=True, request_handler=_RequestHandler
-        )
+        try:
+            listener = _listen(config.host, config.port)
+        except OSError:
+            if self._owns_state_dir:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+            raise
+        with listener:  # Werkzeug serves a duplicate of this descriptor
+            server = make_server(
+                config.host,
+                config.port,
+                wsgi,
+                threaded=True,
+                request_handler=_RequestHandler,
+                fd=listener.fileno(),
+            )
         server.log_requests = config.log_requests  # type: ignore[attr-defined]
         host = f"[{config.host}]" if ":" in config.host else config.host
-        core.base_url = f"http://{host}:{server.server_port}{config.prefix}"
+        core.base_url = f"http://{host}:{server.port}{config.prefix}"
         self.core = core
         self._server = server
         core.runner.start()
