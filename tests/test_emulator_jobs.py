@@ -321,3 +321,15 @@ def test_sidecar_runs_alongside_and_is_stopped_at_the_end(api, emulator):
     assert stdout(api, job_id) == "main saw sidecar\n"
     pid = int((emulator.job_dir(job_id) / "userhome" / "sidecar.pid").read_text())
     assert wait_until(lambda: process_gone(pid), timeout=5)
+
+
+def test_pass_env_is_the_only_way_in(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMU_PASSED", "yes")
+    monkeypatch.setenv("EMU_NOT_PASSED", "no")
+    with Emulator(state_dir=tmp_path, pass_env=["EMU_PASSED"]) as emu:
+        api = Api(emu.url)
+        job_id = api.submit(job(python_cmd(PROBE)))
+        api.wait(job_id)
+        env = json.loads(stdout(api, job_id))["env"]
+    assert env["EMU_PASSED"] == "yes"
+    assert "EMU_NOT_PASSED" not in env
