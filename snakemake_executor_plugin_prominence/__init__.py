@@ -151,7 +151,8 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=60,
         metadata={
             "help": "Minutes without any answer from PROMINENCE after which the run stops "
-            "(its jobs may still be running). Shorter outages are ridden out.",
+            "(its jobs may still be running). Shorter outages are ridden out; 0 stops at "
+            "the first status check nobody answers.",
             "metavar": "MINUTES",
             "type": int,
         },

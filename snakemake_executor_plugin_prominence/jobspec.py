@@ -100,7 +100,7 @@ def build(
     task: dict[str, Any] = {
         "image": _image(job, rule, extra, defaults),
         "runtime": _choice(rule, "prominence_runtime", extra, RUNTIMES, defaults.runtime),
-        "cmd": "/bin/sh -c " + shlex.quote(command),
+        "cmd": shell_command(command),
     }
     if env:
         task["env"] = {str(k): str(v) for k, v in env.items()}
@@ -116,6 +116,17 @@ def build(
     if policies:
         description["policies"] = policies
     return description
+
+
+def shell_command(command: str) -> str:
+    """The task ``cmd`` that makes the worker run ``command`` exactly.
+
+    The worker first applies ``string.Template.safe_substitute`` to ``cmd`` (to fill in
+    ``$PROMINENCE_JOB_ID``), which turns ``$$`` into ``$``; then it splits the result with
+    ``shlex.split`` and runs it without a shell. So: quote for ``/bin/sh -c``, then double
+    every ``$``.
+    """
+    return ("/bin/sh -c " + shlex.quote(command)).replace("$", "$$")
 
 
 def rule_label(job: JobExecutorInterface) -> str:

@@ -78,7 +78,10 @@ def failure_message(job: Mapping[str, Any], codes: tuple[int | None, ...] | None
     context = _reason_context(job, reason)
     if context:
         text += f" ({context})"
+    # A deleted or killed job's task was stopped from outside: its exit code says nothing.
     nonzero = [code for code in codes if code not in (0, None)]
+    if status in ("deleted", "killed"):
+        nonzero = []
     if nonzero:
         text += (
             f" with exit code {nonzero[0]}"

@@ -16,17 +16,20 @@ LISTENING = "PROMINENCE emulator listening on "
 @contextlib.contextmanager
 def emulator_process(state_dir: Path, *args: str) -> Iterator[str]:
     """Start ``prominence-emulator --port 0``; yield its base URL; stop it with SIGTERM."""
-    process = subprocess.Popen(
-        [str(BIN / "prominence-emulator"), "--port", "0", "--state-dir", str(state_dir), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = state_dir / "emulator.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [str(BIN / "prominence-emulator"), "--port", "0", "--state-dir", str(state_dir), *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,  # a file, not a pipe nobody reads (which could fill and block)
+            text=True,
+        )
     try:
         line = process.stdout.readline()
         if not line.startswith(LISTENING):
             process.kill()
-            raise RuntimeError(f"emulator did not start: {line!r} {process.stderr.read()}")
+            raise RuntimeError(f"emulator did not start: {line!r} {log.read_text()}")
         yield line[len(LISTENING) :].strip()
     finally:
         process.terminate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shlex
+import string
 
 import pytest
 
@@ -211,12 +212,15 @@ def test_runtime_from_setting_and_resource():
         "echo 'single' \"double\" $HOME `date` && exit 3",
         "python -c 'print(\"it'\"'\"'s\")'",
         "a\nb\tc \\ d",
+        "echo $HOME $$ ${PROMINENCE_JOB_ID} $PROMINENCE_JOB_ID '$x' $",
     ],
 )
-def test_cmd_is_sh_c_and_survives_the_servers_shlex_split(command):
+def test_cmd_is_sh_c_and_survives_the_workers_substitution_and_split(command):
     spec = build(FakeJob(resources=full_resources()), command, {}, DEFAULTS)
-    # The worker does shlex.split(cmd) and runs the result without a shell.
-    assert shlex.split(spec["tasks"][0]["cmd"]) == ["/bin/sh", "-c", command]
+    # The worker fills in $PROMINENCE_JOB_ID with string.Template, then runs
+    # shlex.split(cmd) without a shell.
+    cmd = string.Template(spec["tasks"][0]["cmd"]).safe_substitute({"PROMINENCE_JOB_ID": "17"})
+    assert shlex.split(cmd) == ["/bin/sh", "-c", command]
 
 
 def test_env_values_travel_in_task_env_as_strings_not_in_cmd():

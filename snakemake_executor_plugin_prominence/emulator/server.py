@@ -106,6 +106,7 @@ class Emulator:
         self._owns_state_dir = False
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._faults: FaultMiddleware | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -122,7 +123,7 @@ class Emulator:
             self.state_dir.mkdir(parents=True, exist_ok=True)
         core = EmulatorCore(config, self.state_dir)
         app = create_app(core)
-        wsgi = FaultMiddleware(
+        self._faults = wsgi = FaultMiddleware(
             app,
             core.stats,
             lambda environ: route_key(app.url_map, config.prefix, environ),
@@ -225,6 +226,19 @@ class Emulator:
         """The job's sandbox (``job.0.out``, ``job.0.err``, ``userhome/``); ``None`` if none."""
         record = self._core.store.get(job_id)
         return None if record is None else record.job_dir
+
+    def set_faults(self, fault_rate: float | None = None, latency: float | None = None) -> None:
+        """Change the fault rate and/or latency while running: an outage on demand."""
+        if self._faults is None:
+            raise RuntimeError("the emulator has not been started")
+        if fault_rate is not None:
+            if not 0.0 <= fault_rate <= 1.0:
+                raise ValueError("fault_rate must be between 0 and 1")
+            self._faults.fault_rate = fault_rate
+        if latency is not None:
+            if latency < 0:
+                raise ValueError("latency must not be negative")
+            self._faults.latency = latency
 
     def stats(self) -> dict[str, Any]:
         """The same document as ``GET /_emulator/stats``."""

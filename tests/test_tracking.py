@@ -1,0 +1,211 @@
+"""Status verdicts (pure) and the status cycle over real HTTP against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from snakemake_executor_plugin_prominence import tracking
+from snakemake_executor_plugin_prominence.auth import TokenProvider
+from snakemake_executor_plugin_prominence.client import ProminenceClient
+
+# --- verdicts --------------------------------------------------------------------------
+
+
+def detail(status, reason=None, codes=(0,), **extra):
+    job = {"id": 42, "status": status, "execution": {"tasks": [{"exitCode": c} for c in codes]}}
+    if reason:
+        job["statusReason"] = reason
+    job.update(extra)
+    return job
+
+
+@pytest.mark.parametrize("status", sorted(tracking.ACTIVE_STATUSES))
+def test_active_statuses_are_not_finished(status):
+    assert not tracking.is_finished({"status": status})
+
+
+@pytest.mark.parametrize("status", sorted(tracking.TERMINAL_STATUSES))
+def test_terminal_statuses_are_finished(status):
+    assert tracking.is_finished({"status": status})
+
+
+def test_unknown_status_is_polled_again_not_failed():
+    assert not tracking.is_finished({"status": "unknown"})
+    assert not tracking.is_finished({})
+
+
+def test_success_needs_completed_and_every_exit_code_zero():
+    assert tracking.verdict(detail("completed", codes=(0, 0))).success
+    assert not tracking.verdict(detail("completed", codes=(0, 3))).success
+    assert not tracking.verdict(detail("completed", codes=())).success
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        (detail("completed", codes=(3,)), "completed with exit code 3"),
+        (detail("completed", codes=(1, 2)), "completed with exit codes 1, 2"),
+        (detail("completed", codes=()), "completed but PROMINENCE reported no exit code"),
+        (
+            detail("killed", "Walltime limit exceeded", codes=(), resources={"walltime": 5}),
+            "killed: Walltime limit exceeded (walltime 5 min from resources.runtime)",
+        ),
+        (
+            detail("killed", "Walltime limit exceeded", codes=(), resources={}),
+            "killed: Walltime limit exceeded (no walltime was requested, so the site default "
+            "(720 min) applied)",
+        ),
+        (
+            detail("killed", "Job used too much memory", codes=(), resources={"memory": 2}),
+            "killed: Job used too much memory (memory 2 GB from resources.mem_mb)",
+        ),
+        (
+            detail(
+                "failed",
+                "Container image pull failed",
+                codes=(None,),
+                tasks=[{"image": "busybox:typo"}],
+            ),
+            "failed: Container image pull failed (image busybox:typo)",
+        ),
+        (
+            detail(
+                "failed",
+                "No matching resources",
+                codes=(),
+                resources={"cpus": 64, "memory": 512, "disk": 10, "nodes": 1},
+            ),
+            "failed: No matching resources (no site can provide cpus 64, memory 512, disk 10, "
+            "nodes 1)",
+        ),
+        (detail("deleted", "Job deleted by user", codes=()), "deleted: Job deleted by user"),
+        (
+            detail("failed", "Maximum time queued was exceeded", codes=()),
+            "failed: Maximum time queued was exceeded",
+        ),
+    ],
+)
+def test_failure_messages_in_plain_words(job, message):
+    verdict = tracking.verdict(job)
+    assert not verdict.success
+    assert verdict.message == message
+
+
+def test_site_is_named():
+    job = detail("completed", codes=(1,))
+    job["execution"]["site"] = "OpenStack-Alpha"
+    assert tracking.verdict(job).message == "completed with exit code 1 at site OpenStack-Alpha"
+
+
+def test_chunks():
+    assert list(tracking.chunks([1, 2, 3, 4, 5], 2)) == [[1, 2], [3, 4], [5]]
+    assert list(tracking.chunks([], 2)) == []
+    with pytest.raises(ValueError):
+        list(tracking.chunks([1], 0))
+
+
+def test_poll_interval_backs_off_and_snaps_back():
+    interval = tracking.PollInterval(floor=10, ceiling=60)
+    assert [interval.after_cycle(False) for _ in range(6)] == [15, 22.5, 33.75, 50.625, 60, 60]
+    assert interval.after_cycle(True) == 10
+    # A zero floor (tests, --seconds-between-status-checks 0) still backs off from 1 s.
+    zero = tracking.PollInterval(floor=0, ceiling=5)
+    assert zero.after_cycle(False) == 1.0
+    assert zero.after_cycle(True) == 0
+
+
+# --- the status cycle against the emulator --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def instant(tmp_path_factory):
+    """An emulator whose jobs never run: they stay active for an hour, for counting requests."""
+    from snakemake_executor_plugin_prominence.emulator import Emulator
+
+    with Emulator(
+        port=0, instant=True, job_seconds=3600, state_dir=tmp_path_factory.mktemp("instant")
+    ) as emu:
+        yield emu
+
+
+def client_for(emu, attempts=5):
+    return ProminenceClient(
+        emu.url, TokenProvider("tracking-token", None, {}), attempts=attempts, backoff=0
+    )
+
+
+def submit(client, n):
+    job = {
+        "resources": {"cpus": 1, "memory": 1, "disk": 1, "nodes": 1},
+        "tasks": [{"image": "busybox", "runtime": "singularity", "cmd": "true"}],
+    }
+    return [client.create_job(job) for _ in range(n)]
+
+
+def requests_by_route(emu):
+    return dict(emu.stats()["requests"])
+
+
+def test_status_requests_per_cycle_are_the_number_of_chunks(instant):
+    client = client_for(instant)
+    ids = submit(client, 1000)
+    tracker = tracking.JobTracker(client, chunk_size=200)
+    before = requests_by_route(instant)
+    result = asyncio.run(tracker.cycle(ids))
+    after = requests_by_route(instant)
+    assert sorted(result.running) == sorted(ids)
+    assert after.get("GET /jobs", 0) - before.get("GET /jobs", 0) == 5
+    assert after.get("GET /jobs/<id>", 0) == before.get("GET /jobs/<id>", 0)
+
+
+def test_finished_jobs_are_read_once_in_detail(tmp_path):
+    from snakemake_executor_plugin_prominence.emulator import Emulator
+
+    with Emulator(port=0, instant=True, job_seconds=0, state_dir=tmp_path) as emu:
+        client = client_for(emu)
+        ids = submit(client, 3)
+        tracker = tracking.JobTracker(client)
+        result = asyncio.run(tracker.cycle(ids))
+        assert sorted(result.finished) == sorted(ids)
+        assert all(tracking.verdict(d).success for d in result.finished.values())
+        assert result.changed
+        stats = requests_by_route(emu)
+        assert stats["GET /jobs"] == 1 and stats["GET /jobs/<id>"] == 3
+
+
+def test_missing_job_gets_a_grace_period_then_is_lost(instant):
+    client = client_for(instant)
+    now = [0.0]
+    tracker = tracking.JobTracker(client, grace_cycles=3, grace_seconds=30, clock=lambda: now[0])
+    unknown = 987_654
+    for _ in range(2):  # within the grace period: still running
+        now[0] += 20
+        result = asyncio.run(tracker.cycle([unknown]))
+        assert result.running == [unknown] and not result.lost
+    now[0] += 20
+    result = asyncio.run(tracker.cycle([unknown]))
+    assert result.running == []
+    assert "PROMINENCE no longer knows job 987654" in result.lost[unknown]
+
+
+def test_transient_outage_keeps_every_job_and_is_measured(tmp_path):
+    from snakemake_executor_plugin_prominence.emulator import Emulator
+
+    with Emulator(port=0, instant=True, job_seconds=3600, state_dir=tmp_path) as emu:
+        client = client_for(emu, attempts=1)
+        ids = submit(client, 3)
+        now = [100.0]
+        tracker = tracking.JobTracker(client, clock=lambda: now[0])
+        emu.set_faults(fault_rate=1.0)
+        result = asyncio.run(tracker.cycle(ids))
+        assert not result.reachable and sorted(result.running) == sorted(ids)
+        assert result.errors
+        now[0] += 90
+        asyncio.run(tracker.cycle(ids))
+        assert tracker.unreachable_for() == 90
+        emu.set_faults(fault_rate=0.0)
+        result = asyncio.run(tracker.cycle(ids))
+        assert result.reachable and sorted(result.running) == sorted(ids)
+        assert tracker.unreachable_for() == 0
