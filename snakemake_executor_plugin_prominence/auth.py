@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_TOKEN_FILE = Path("~/.prominence/token")
+EXPIRY_WARNING_SECONDS = 3600
 NEW_TOKEN_HINT = (
     "Get a new one with `prominence login` (or your site's token refresh command) and "
     "save it to the token file, or set PROMINENCE_TOKEN."
@@ -160,3 +161,22 @@ def check_not_expired(token: Token, now: float | None = None) -> None:
         raise TokenError(
             f"The PROMINENCE token from {token.source} expired at {when}. {NEW_TOKEN_HINT}"
         )
+
+
+def token_warnings(token: Token, token_file: Path, now: float | None = None) -> list[str]:
+    """What to tell the user about a usable token: it expires soon, or its file is readable
+    by others."""
+    warnings = []
+    left = token.seconds_left(now)
+    if left is not None and left < EXPIRY_WARNING_SECONDS:
+        warnings.append(
+            f"The PROMINENCE token from {token.source} expires in {left / 60:.0f} minutes. "
+            "When it does, the plugin re-reads it once; refresh it in time "
+            f"({NEW_TOKEN_HINT})"
+        )
+    if token.source.startswith("the token file") and not token_file_is_private(token_file):
+        warnings.append(
+            f"The token file {token_file} is readable by other users; "
+            f"protect it with `chmod 600 {token_file}`."
+        )
+    return warnings

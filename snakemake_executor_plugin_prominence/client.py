@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from snakemake_executor_plugin_prominence.auth import TokenProvider
+from snakemake_executor_plugin_prominence.auth import TokenError, TokenProvider
 
 RETRY_STATUSES = (429, 502, 503, 504)
 NO_SUCH_JOBS = "No such job(s)"
@@ -52,6 +52,10 @@ class ServiceUnavailable(ProminenceError):
 
 class RequestRejected(ProminenceError):
     """The server understood the request and refused it (4xx); retrying will not help."""
+
+
+class ServerError(ProminenceError):
+    """The server failed on this request (500): a bug or a request it cannot handle."""
 
 
 def check_base_url(url: str) -> str:
@@ -206,8 +210,43 @@ class ProminenceClient:
     # --- plumbing ------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        response = self._send(method, path, **kwargs)
+        if response.status_code == 401 and self._token_was_refreshed(response):
+            # The user may have refreshed the token file in another terminal: try once more.
+            response = self._send(method, path, **kwargs)
+        if response.status_code < 400:
+            return response
+        message = _error_message(response)
+        if response.status_code == 401:
+            raise AuthenticationError(
+                f"PROMINENCE rejected the token from {self.tokens.current().source} "
+                f"({response.status_code} {message})",
+                response.status_code,
+            )
+        if response.status_code in RETRY_STATUSES:
+            raise ServiceUnavailable(
+                f"PROMINENCE answered {response.status_code} ({method} {path}): {message}",
+                response.status_code,
+            )
+        if response.status_code >= 500:
+            raise ServerError(
+                f"PROMINENCE failed with {response.status_code} ({method} {path}): {message}",
+                response.status_code,
+            )
+        raise RequestRejected(message, response.status_code)
+
+    def _token_was_refreshed(self, response: requests.Response) -> bool:
+        """Re-read the token source; True when it now holds another token than was sent."""
+        sent = response.request.headers.get("Authorization", "")
         try:
-            response = self._session.request(
+            fresh = self.tokens.reload()
+        except TokenError:
+            return False
+        return f"Bearer {fresh.value}" != sent
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            return self._session.request(
                 method, self.base_url + path, timeout=self._timeout, **kwargs
             )
         except requests.exceptions.RetryError as e:
@@ -218,17 +257,6 @@ class ProminenceClient:
             raise ServiceUnavailable(
                 f"No answer from PROMINENCE ({method} {path}): {_reason(e)}"
             ) from None
-        if response.status_code < 400:
-            return response
-        message = _error_message(response)
-        if response.status_code == 401:
-            raise AuthenticationError(message, response.status_code)
-        if response.status_code >= 500 or response.status_code in RETRY_STATUSES:
-            raise ServiceUnavailable(
-                f"PROMINENCE answered {response.status_code} ({method} {path}): {message}",
-                response.status_code,
-            )
-        raise RequestRejected(message, response.status_code)
 
     @staticmethod
     def _json(response: requests.Response) -> Any:

@@ -16,9 +16,9 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from snakemake_executor_plugin_prominence import jobspec, logs, runinfo, tracking
-from snakemake_executor_plugin_prominence.auth import TokenError, TokenProvider, check_not_expired
+from snakemake_executor_plugin_prominence import auth, jobspec, logs, runinfo, submission, tracking
 from snakemake_executor_plugin_prominence.client import (
+    AuthenticationError,
     ProminenceClient,
     ProminenceError,
     check_base_url,
@@ -36,7 +36,7 @@ class Executor(RemoteExecutor):
         # set here while it has no jobs (it returns at once then).
         settings = self.workflow.executor_settings
         self._settings = settings
-        self._client = _make_client(settings)
+        self._client = _make_client(settings, self.logger)
         self._run = runinfo.RunLabels.new(os.getcwd())
         self._defaults = _job_defaults(settings, self._run, self._default_image())
         self._install_prefix = (
@@ -45,6 +45,7 @@ class Executor(RemoteExecutor):
             else ""
         )
         self._secrets = [self._client.tokens.current().value]
+        self._auth_failure = ""
         self._unfinished: dict[int, SubmittedJobInfo] = {}
         self._unfinished_lock = threading.Lock()
         self._tracker = tracking.JobTracker(self._client, limiter=lambda: self.status_rate_limiter)
@@ -70,8 +71,15 @@ class Executor(RemoteExecutor):
         except jobspec.JobSpecError as e:
             self.report_job_error(SubmittedJobInfo(job), msg=f"{e}\nNothing was submitted. ")
             return
+        if self._auth_failure:
+            self.report_job_error(SubmittedJobInfo(job), msg=self._auth_failure)
+            return
         try:
-            prominence_id = self._client.create_job(description)
+            prominence_id = submission.submit_once(self._client, description)
+        except AuthenticationError as e:
+            self._auth_failure = self._auth_message(e, "Stopped submitting")
+            self.report_job_error(SubmittedJobInfo(job), msg=self._auth_failure)
+            return
         except ProminenceError as e:
             self.report_job_error(
                 SubmittedJobInfo(job), msg=f"PROMINENCE did not accept the job: {e}\n"
@@ -99,6 +107,9 @@ class Executor(RemoteExecutor):
         try:
             result = await self._tracker.cycle(list(by_id))
             self._report(result, by_id)
+        except AuthenticationError as e:
+            # Ends the run without cancelling (which needs the token too).
+            raise WorkflowError(self._auth_message(e, "Stopped")) from None
         except Exception as e:  # an exception here would end Snakemake's status loop
             self.logger.error(f"PROMINENCE status check failed, will retry: {e!r}")
             result = None
@@ -146,6 +157,13 @@ class Executor(RemoteExecutor):
         if findings:
             message += ": " + "; ".join(findings)
         self.report_job_error(info, msg=f"{message}.\nLog: {path}\n", aux_logs=[str(path)])
+
+    def _auth_message(self, error: AuthenticationError, what: str) -> str:
+        return (
+            f"{error}. {what}: re-reading the token did not help. {auth.NEW_TOKEN_HINT} Jobs "
+            "already submitted keep running; list them with "
+            f"`prominence list --all --constraint {self._run.run_constraint}`.\n"
+        )
 
     def _check_outage(self) -> None:
         down = self._tracker.unreachable_for()
@@ -207,7 +225,7 @@ class Executor(RemoteExecutor):
         return image or runinfo.default_snakemake_image()
 
 
-def _make_client(settings: Any) -> ProminenceClient:
+def _make_client(settings: Any, logger: Any) -> ProminenceClient:
     url = settings.url or os.environ.get("PROMINENCE_URL", "")
     if not url.strip():
         raise WorkflowError(
@@ -218,11 +236,14 @@ def _make_client(settings: Any) -> ProminenceClient:
         base_url = check_base_url(url)
     except ValueError as e:
         raise WorkflowError(str(e)) from None
-    tokens = TokenProvider(settings.token, settings.token_file)
+    tokens = auth.TokenProvider(settings.token, settings.token_file)
     try:
-        check_not_expired(tokens.current())
-    except TokenError as e:
+        token = tokens.current()
+        auth.check_not_expired(token)
+    except auth.TokenError as e:
         raise WorkflowError(str(e)) from None
+    for warning in auth.token_warnings(token, tokens.token_file):
+        logger.warning(warning)
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
         raise WorkflowError(f"--prominence-ca-bundle: {settings.ca_bundle} is not a file.")
     return ProminenceClient(base_url, tokens, verify=settings.ca_bundle or True)

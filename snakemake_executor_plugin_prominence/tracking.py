@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from snakemake_executor_plugin_prominence.client import ProminenceError
+from snakemake_executor_plugin_prominence.client import AuthenticationError, ProminenceError
 
 #: Statuses of a job that has not finished. ``pending`` replaces the first three on services
 #: configured that way (the EOSC service is).
@@ -197,6 +197,8 @@ class JobTracker:
             try:
                 async with self._limiter():
                     listing = self._client.list_jobs(chunk)
+            except AuthenticationError:  # not transient: the caller stops
+                raise
             except ProminenceError as e:
                 result.errors.append(str(e))
                 unanswered.update(chunk)
@@ -242,6 +244,8 @@ class JobTracker:
         try:
             async with self._limiter():
                 detail = self._client.get_job(job_id)
+        except AuthenticationError:  # not transient: the caller stops
+            raise
         except ProminenceError as e:
             result.errors.append(str(e))
             return None
@@ -263,6 +267,8 @@ class JobTracker:
         try:
             async with self._limiter():
                 detail = self._client.get_job(job_id)
+        except AuthenticationError:  # not transient: the caller stops
+            raise
         except ProminenceError as e:
             result.errors.append(str(e))
             result.running.append(job_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import time
 
@@ -153,3 +155,24 @@ def test_plain_http_only_to_loopback(url):
 )
 def test_https_and_loopback_accepted(url):
     assert check_base_url(url) == url.rstrip("/")
+
+
+def jwt(exp: float) -> str:
+    def part(data):
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none'})}.{part({'exp': int(exp), 'sub': 'alice'})}.c2ln"
+
+
+def test_401_rereads_the_token_file_once_and_recovers(emulator, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(json.dumps({"access_token": jwt(time.time() - 10)}))
+    client = ProminenceClient(emulator.url, TokenProvider(None, token_file, {}))
+    with pytest.raises(AuthenticationError) as caught:
+        client.list_jobs([1])
+    assert f"the token file {token_file}" in str(caught.value)
+
+    # The user refreshes the file in another terminal: the next call recovers by itself.
+    token_file.write_text(json.dumps({"access_token": jwt(time.time() + 3600)}))
+    assert client.list_jobs([1]) == []
+    assert client.tokens.current().seconds_left() > 3000

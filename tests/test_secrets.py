@@ -1,0 +1,131 @@
+"""The token and secret environment values never appear in anything the plugin prints, logs
+or writes; an expired token stops the run before anything is submitted; a token refreshed
+while the run goes on is picked up."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.processes import run_snakemake
+
+pytestmark = pytest.mark.e2e
+
+WORKFLOWS = Path(__file__).resolve().parent / "workflows"
+
+
+def jwt(exp: float, sub: str = "alice") -> str:
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return (
+        f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'exp': int(exp), 'sub': sub})}.c2lnbmF0dXJl"
+    )
+
+
+def base_args(storage: Path) -> list[str]:
+    return [
+        "--executor", "prominence",
+        "--jobs", "2",
+        "--default-storage-provider", "fs",
+        "--default-storage-prefix", str(storage),
+        "--prominence-storage-plugins", "image",
+        "--seconds-between-status-checks", "1",
+    ]  # fmt: skip
+
+
+def test_token_and_secrets_never_leak(tmp_path, emulator):
+    token = jwt(time.time() + 7200, sub="leaktest") + "X9Q7ZLEAKTOKEN"
+    secret = "S3CR3T-value-7f2c9d1e"
+    workdir = tmp_path / "wf"
+    shutil.copytree(WORKFLOWS / "secrets", workdir)
+    result = run_snakemake(
+        [*base_args(tmp_path / "storage"), "--keep-going", "--verbose", "--show-failed-logs"],
+        cwd=workdir,
+        env={
+            "PROMINENCE_URL": emulator.url,
+            "SNAKEMAKE_PROMINENCE_TOKEN": token,
+            "LEAKTEST_SECRET": secret,
+        },
+    )
+    assert result.returncode != 0  # `fails` failed, as intended
+    assert "Error in rule fails" in result.stderr
+    # The job really had the secret: the emulator's own copy of its stderr shows it.
+    (failed,) = [
+        job
+        for job in emulator.jobs()
+        if job["labels"].get("snakemakerule") == "fails"
+        and (emulator.job_dir(job["id"]) / "job.0.err").read_text().count(secret)
+    ]
+    assert failed["tasks"][0]["env"]["LEAKTEST_SECRET"] == secret
+
+    # Nothing the plugin printed or wrote contains either value.
+    for text, where in ((result.stdout, "stdout"), (result.stderr, "stderr")):
+        assert token not in text and token[:40] not in text, where
+        assert secret not in text, where
+    written = [p for p in (workdir / ".snakemake").rglob("*") if p.is_file()]
+    assert any("prominence_logs" in str(p) for p in written)
+    for path in written:
+        data = path.read_bytes()
+        assert token.encode() not in data, path
+        assert secret.encode() not in data, path
+    log = next(p for p in written if "prominence_logs" in str(p) and "fails" in str(p))
+    assert "the secret is <redacted>" in log.read_text()
+
+
+def test_expired_token_stops_before_anything_is_submitted(tmp_path, emulator):
+    workdir = tmp_path / "wf"
+    shutil.copytree(WORKFLOWS / "one_job", workdir)
+    posts_before = emulator.stats()["requests"].get("POST /jobs", 0)
+    result = run_snakemake(
+        base_args(tmp_path / "storage"),
+        cwd=workdir,
+        env={"PROMINENCE_URL": emulator.url, "PROMINENCE_TOKEN": jwt(time.time() - 600)},
+    )
+    assert result.returncode != 0
+    assert "The PROMINENCE token from the PROMINENCE_TOKEN environment variable expired at" in (
+        result.stderr
+    )
+    assert "prominence login" in result.stderr
+    assert emulator.stats()["requests"].get("POST /jobs", 0) == posts_before
+
+
+def test_token_file_refreshed_mid_run_is_picked_up(tmp_path, emulator):
+    workdir = tmp_path / "wf"
+    shutil.copytree(WORKFLOWS / "sleepers", workdir)
+    token_file = tmp_path / "token"
+    token_file.write_text(json.dumps({"access_token": jwt(time.time() + 8)}))
+    token_file.chmod(0o600)
+    import subprocess
+
+    from tests.processes import BIN
+
+    process = subprocess.Popen(
+        [
+            str(BIN / "snakemake"),
+            *base_args(tmp_path / "storage"),
+            "--prominence-token-file", str(token_file),
+            "--config", "count=1", "seconds=20",
+        ],
+        cwd=workdir,
+        env={"PATH": f"{BIN}:/usr/bin:/bin", "PROMINENCE_URL": emulator.url, "HOME": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(3)
+        # `prominence login` in another terminal, while the first token is about to expire.
+        token_file.write_text(json.dumps({"access_token": jwt(time.time() + 3600)}))
+        output, _ = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output[-4000:]
+    assert "expires in 0 minutes" in output  # warned at start
+    assert (tmp_path / "storage" / "slept" / "0.txt").exists()
