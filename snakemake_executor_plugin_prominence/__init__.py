@@ -123,6 +123,15 @@ class ExecutorSettings(ExecutorSettingsBase):
             "metavar": "REGION[,REGION...]",
         },
     )
+    submit_concurrency: int = field(
+        default=8,
+        metadata={
+            "help": "How many jobs are submitted to PROMINENCE at the same time (the API is "
+            "slow: each submission waits for the server).",
+            "metavar": "N",
+            "type": int,
+        },
+    )
     keep_logs: bool = field(
         default=False,
         metadata={

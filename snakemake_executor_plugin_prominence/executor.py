@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import AsyncGenerator
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import Any
 
 from snakemake_interface_common.exceptions import WorkflowError
@@ -24,6 +25,10 @@ from snakemake_executor_plugin_prominence.client import (
     check_base_url,
 )
 from snakemake_executor_plugin_prominence.diagnostics import explain
+
+
+class SubmissionCancelled(Exception):
+    """A submission that had not started when the run was cancelled."""
 
 
 class ProminenceOutage(WorkflowError):
@@ -46,6 +51,10 @@ class Executor(RemoteExecutor):
         )
         self._secrets = [self._client.tokens.current().value]
         self._auth_failure = ""
+        self._cancelling = False
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.submit_concurrency, thread_name_prefix="prominence-submit"
+        )
         self._unfinished: dict[int, SubmittedJobInfo] = {}
         self._unfinished_lock = threading.Lock()
         self._tracker = tracking.JobTracker(self._client, limiter=lambda: self.status_rate_limiter)
@@ -60,38 +69,62 @@ class Executor(RemoteExecutor):
     # --- submission ----------------------------------------------------------------
 
     def run_job(self, job: JobExecutorInterface) -> None:
-        try:
-            description = jobspec.build(
-                job,
-                self.format_job_exec(job),
-                self.envvars(),
-                self._defaults,
-                job_labels=runinfo.job_labels(job),
-            )
-        except jobspec.JobSpecError as e:
-            self.report_job_error(SubmittedJobInfo(job), msg=f"{e}\nNothing was submitted. ")
-            return
+        self._submit([job])
+
+    def run_jobs(self, jobs: list[JobExecutorInterface]) -> None:
+        """Submit all ready jobs at once: descriptions are built here, the POSTs run on a
+        bounded pool, and Snakemake hears back in the jobs' order, from this thread."""
+        for job in jobs:
+            self.run_job_pre(job)
+        self._submit(jobs)
+
+    def _submit(self, jobs: list[JobExecutorInterface]) -> None:
+        pending = []
+        for job in jobs:
+            try:
+                description = jobspec.build(
+                    job,
+                    self.format_job_exec(job),
+                    self.envvars(),
+                    self._defaults,
+                    job_labels=runinfo.job_labels(job),
+                )
+            except jobspec.JobSpecError as e:
+                self.report_job_error(SubmittedJobInfo(job), msg=f"{e}\nNothing was submitted. ")
+                continue
+            if self._cancelling:
+                self.report_job_error(SubmittedJobInfo(job), msg="The run is being cancelled.\n")
+                continue
+            pending.append((job, self._pool.submit(self._post, job, description)))
+        for job, future in pending:
+            try:
+                info = future.result()
+            except AuthenticationError as e:
+                if not self._auth_failure:
+                    self._auth_failure = self._auth_message(e, "Stopped submitting")
+                self.report_job_error(SubmittedJobInfo(job), msg=self._auth_failure)
+            except (ProminenceError, SubmissionCancelled, CancelledError) as e:
+                self.report_job_error(
+                    SubmittedJobInfo(job), msg=f"PROMINENCE did not accept the job: {e}\n"
+                )
+            else:
+                self.report_job_submission(info)
+                self.logger.debug(f"Job {job.jobid} is PROMINENCE job {info.external_jobid}.")
+
+    def _post(self, job: JobExecutorInterface, description: dict[str, Any]) -> SubmittedJobInfo:
+        """Runs on the submission pool. The job is registered as soon as it exists, so a
+        Ctrl-C in the middle of a batch still finds and deletes it."""
+        if self._cancelling:
+            raise SubmissionCancelled("the run is being cancelled")
         if self._auth_failure:
-            self.report_job_error(SubmittedJobInfo(job), msg=self._auth_failure)
-            return
-        try:
-            prominence_id = submission.submit_once(self._client, description)
-        except AuthenticationError as e:
-            self._auth_failure = self._auth_message(e, "Stopped submitting")
-            self.report_job_error(SubmittedJobInfo(job), msg=self._auth_failure)
-            return
-        except ProminenceError as e:
-            self.report_job_error(
-                SubmittedJobInfo(job), msg=f"PROMINENCE did not accept the job: {e}\n"
-            )
-            return
+            raise AuthenticationError(self._auth_failure.rstrip())
+        prominence_id = submission.submit_once(self._client, description)
         info = SubmittedJobInfo(
             job, external_jobid=str(prominence_id), aux={"image": description["tasks"][0]["image"]}
         )
         with self._unfinished_lock:
             self._unfinished[prominence_id] = info
-        self.report_job_submission(info)
-        self.logger.debug(f"Job {job.jobid} is PROMINENCE job {prominence_id}.")
+        return info
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
         return self._install_prefix
@@ -181,6 +214,9 @@ class Executor(RemoteExecutor):
     # --- cancellation --------------------------------------------------------------
 
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
+        # No new submissions; wait for those under way, so that their jobs get deleted too.
+        self._cancelling = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
         # Snakemake's own list misses jobs that are being polled right now; ours does not.
         with self._unfinished_lock:
             ids = set(self._unfinished)
@@ -201,6 +237,9 @@ class Executor(RemoteExecutor):
 
     def shutdown(self) -> None:
         super().shutdown()
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         client = getattr(self, "_client", None)
         if client is not None:
             client.close()

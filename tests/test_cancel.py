@@ -69,3 +69,42 @@ def test_sigint_deletes_all_unfinished_jobs(tmp_path, emulator):
     assert {job["status"] for job in ours} == {"deleted"}, output[-3000:]
     assert {job.get("statusReason") for job in ours} == {"Job deleted by user"}
     assert "Deleting 3 unfinished PROMINENCE job(s)" in output
+
+
+def test_sigint_in_the_middle_of_a_submission_batch_orphans_nothing(tmp_path):
+    from snakemake_executor_plugin_prominence.emulator import Emulator
+
+    workdir = tmp_path / "wf"
+    shutil.copytree(WORKFLOW, workdir)
+    # Slow API: 30 submissions, 4 at a time, take about 3 s; interrupt after the first few.
+    with Emulator(port=0, cpus=64, memory=64, latency=0.4, state_dir=tmp_path / "emu") as emu:
+        process = subprocess.Popen(
+            [
+                str(BIN / "snakemake"),
+                "--executor", "prominence",
+                "--jobs", "30",
+                "--default-storage-provider", "fs",
+                "--default-storage-prefix", str(tmp_path / "storage"),
+                "--prominence-storage-plugins", "image",
+                "--prominence-submit-concurrency", "4",
+                "--config", "count=30", "seconds=300",
+            ],
+            cwd=workdir,
+            env={**os.environ, "PROMINENCE_URL": emu.url, "PROMINENCE_TOKEN": "batch-token"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.time() + 120
+            while len(emu.jobs()) < 4 and time.time() < deadline:
+                assert process.poll() is None, process.stdout.read()
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            output, _ = process.communicate(timeout=180)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        jobs = emu.jobs()
+        assert 4 <= len(jobs) < 30, output[-3000:]  # interrupted mid-batch
+        assert {job["status"] for job in jobs} == {"deleted"}, output[-3000:]
