@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import AsyncGenerator
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import CancelledError
 from typing import Any
 
 from snakemake_interface_common.exceptions import WorkflowError
@@ -25,10 +25,6 @@ from snakemake_executor_plugin_prominence.client import (
     check_base_url,
 )
 from snakemake_executor_plugin_prominence.diagnostics import explain
-
-
-class SubmissionCancelled(Exception):
-    """A submission that had not started when the run was cancelled."""
 
 
 class ProminenceOutage(WorkflowError):
@@ -51,9 +47,8 @@ class Executor(RemoteExecutor):
         )
         self._secrets = [self._client.tokens.current().value]
         self._auth_failure = ""
-        self._cancelling = False
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.submit_concurrency, thread_name_prefix="prominence-submit"
+        self._submitter = submission.Submitter(
+            self._client, settings.submit_concurrency, created=self._created
         )
         self._unfinished: dict[int, SubmittedJobInfo] = {}
         self._unfinished_lock = threading.Lock()
@@ -64,7 +59,12 @@ class Executor(RemoteExecutor):
             f"PROMINENCE: run {self._run.run_id} at {self._client.base_url}. List its jobs with "
             f"`prominence list --all --constraint {self._run.run_constraint}`."
         )
-        runinfo.handle_leftovers(self._client, self._run, settings.cancel_leftovers, self.logger)
+        try:
+            runinfo.handle_leftovers(
+                self._client, self._run, settings.cancel_leftovers, self.logger
+            )
+        except AuthenticationError as e:
+            raise WorkflowError(f"{e}. Nothing was submitted. {auth.NEW_TOKEN_HINT}") from None
 
     # --- submission ----------------------------------------------------------------
 
@@ -92,39 +92,38 @@ class Executor(RemoteExecutor):
             except jobspec.JobSpecError as e:
                 self.report_job_error(SubmittedJobInfo(job), msg=f"{e}\nNothing was submitted. ")
                 continue
-            if self._cancelling:
-                self.report_job_error(SubmittedJobInfo(job), msg="The run is being cancelled.\n")
-                continue
-            pending.append((job, self._pool.submit(self._post, job, description)))
+            image = description["tasks"][0]["image"]
+            pending.append((job, self._submitter.submit(description, tag=(job, image))))
         for job, future in pending:
             try:
-                info = future.result()
+                prominence_id = future.result()
             except AuthenticationError as e:
                 if not self._auth_failure:
                     self._auth_failure = self._auth_message(e, "Stopped submitting")
+                    self._submitter.stop()
                 self.report_job_error(SubmittedJobInfo(job), msg=self._auth_failure)
-            except (ProminenceError, SubmissionCancelled, CancelledError) as e:
+            except (ProminenceError, submission.SubmissionCancelled, CancelledError) as e:
+                if self._auth_failure:
+                    self.report_job_error(SubmittedJobInfo(job), msg=self._auth_failure)
+                    continue
                 self.report_job_error(
                     SubmittedJobInfo(job), msg=f"PROMINENCE did not accept the job: {e}\n"
                 )
             else:
+                with self._unfinished_lock:
+                    info = self._unfinished.get(prominence_id)
+                if info is None:  # cancelled meanwhile: already deleted
+                    continue
                 self.report_job_submission(info)
-                self.logger.debug(f"Job {job.jobid} is PROMINENCE job {info.external_jobid}.")
+                self.logger.debug(f"Job {job.jobid} is PROMINENCE job {prominence_id}.")
 
-    def _post(self, job: JobExecutorInterface, description: dict[str, Any]) -> SubmittedJobInfo:
-        """Runs on the submission pool. The job is registered as soon as it exists, so a
+    def _created(self, tag: tuple[JobExecutorInterface, str], prominence_id: int) -> None:
+        """Called on a submission thread the moment a job exists: register it at once, so a
         Ctrl-C in the middle of a batch still finds and deletes it."""
-        if self._cancelling:
-            raise SubmissionCancelled("the run is being cancelled")
-        if self._auth_failure:
-            raise AuthenticationError(self._auth_failure.rstrip())
-        prominence_id = submission.submit_once(self._client, description)
-        info = SubmittedJobInfo(
-            job, external_jobid=str(prominence_id), aux={"image": description["tasks"][0]["image"]}
-        )
+        job, image = tag
+        info = SubmittedJobInfo(job, external_jobid=str(prominence_id), aux={"image": image})
         with self._unfinished_lock:
             self._unfinished[prominence_id] = info
-        return info
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
         return self._install_prefix
@@ -185,7 +184,7 @@ class Executor(RemoteExecutor):
         if outcome.success:
             self.report_job_success(info)
             return
-        findings = explain(streams["stderr"] + "\n" + streams["stdout"], info.aux.get("image"))
+        findings = explain(streams["stderr"] + "\n" + streams["stdout"], info.aux["image"])
         message = f"PROMINENCE job {prominence_id} {outcome.message}"
         if findings:
             message += ": " + "; ".join(findings)
@@ -215,8 +214,7 @@ class Executor(RemoteExecutor):
 
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
         # No new submissions; wait for those under way, so that their jobs get deleted too.
-        self._cancelling = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._submitter.stop()
         # Snakemake's own list misses jobs that are being polled right now; ours does not.
         with self._unfinished_lock:
             ids = set(self._unfinished)
@@ -237,9 +235,9 @@ class Executor(RemoteExecutor):
 
     def shutdown(self) -> None:
         super().shutdown()
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        submitter = getattr(self, "_submitter", None)
+        if submitter is not None:
+            submitter.stop()
         client = getattr(self, "_client", None)
         if client is not None:
             client.close()

@@ -17,7 +17,11 @@ from typing import Any
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 from snakemake_executor_plugin_prominence import jobspec, tracking
-from snakemake_executor_plugin_prominence.client import ProminenceClient, ProminenceError
+from snakemake_executor_plugin_prominence.client import (
+    AuthenticationError,
+    ProminenceClient,
+    ProminenceError,
+)
 
 RUN_LABEL = "snakemakerun"
 WORKDIR_LABEL = "snakemakewd"
@@ -67,10 +71,13 @@ def handle_leftovers(
 ) -> list[int]:
     """Report (or delete) jobs of an earlier run of this directory that are still active.
 
-    Returns their ids. A failure to look is a warning, never a reason to stop the run.
+    Returns their ids. This is also the run's first request: a refused token raises
+    ``AuthenticationError``; any other failure to look is only a warning.
     """
     try:
         leftovers = client.find_jobs(run.workdir_constraint)
+    except AuthenticationError:
+        raise  # the token is refused: nothing will work, say so before submitting
     except ProminenceError as e:
         logger.warning(f"Could not check PROMINENCE for jobs left by an earlier run: {e}")
         return []

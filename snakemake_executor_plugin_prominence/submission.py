@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from snakemake_executor_plugin_prominence.client import (
@@ -70,3 +71,50 @@ def submit_once(
         if isinstance(last_error, ServerError):
             break  # the server failed on this job and did not create it: do not insist
     raise ProminenceError(f"Submission failed after {attempt + 1} attempt(s): {last_error}")
+
+
+class SubmissionCancelled(Exception):
+    """A submission that had not started when submitting was stopped."""
+
+
+class Submitter:
+    """Runs :func:`submit_once` on a bounded pool of threads (one pooled HTTP session).
+
+    ``created(tag, job_id)`` is called on the worker thread the moment a job exists, before
+    the caller hears back, so that a Ctrl-C in the middle of a batch still knows every job
+    it has to delete. After :meth:`stop`, nothing new is submitted.
+    """
+
+    def __init__(
+        self,
+        client: ProminenceClient,
+        concurrency: int,
+        created: Callable[[Any, int], None] = lambda tag, job_id: None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("submission concurrency must be at least 1")
+        self._client = client
+        self._created = created
+        self._stopped = False
+        self._pool = ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="prominence-submit"
+        )
+
+    def submit(self, description: dict[str, Any], tag: Any = None) -> Future[int]:
+        if self._stopped:
+            future: Future[int] = Future()
+            future.set_exception(SubmissionCancelled("submitting was stopped"))
+            return future
+        return self._pool.submit(self._run, description, tag)
+
+    def _run(self, description: dict[str, Any], tag: Any) -> int:
+        if self._stopped:
+            raise SubmissionCancelled("submitting was stopped")
+        job_id = submit_once(self._client, description)
+        self._created(tag, job_id)
+        return job_id
+
+    def stop(self) -> None:
+        """Cancel what has not started and wait for submissions under way."""
+        self._stopped = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
