@@ -62,7 +62,10 @@ class BenchJob:
 
 RUN = runinfo.RunLabels.new("/benchmark/workdir")
 DEFAULTS = jobspec.JobDefaults(image="snakemake/snakemake:v9.27.1", labels=RUN.labels())
-ENV = {"SNAKEMAKE_STORAGE_S3_ACCESS_KEY": "AKIA" + "X" * 16, "SNAKEMAKE_STORAGE_S3_SECRET_KEY": "s" * 40}
+ENV = {
+    "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": "AKIA" + "X" * 16,
+    "SNAKEMAKE_STORAGE_S3_SECRET_KEY": "s" * 40,
+}
 
 
 def describe(jobid: int) -> dict[str, Any]:

@@ -27,10 +27,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import common  # noqa: E402
+import common
 
-from snakemake_executor_plugin_prominence import tracking  # noqa: E402
-from snakemake_executor_plugin_prominence.submission import Submitter  # noqa: E402
+from snakemake_executor_plugin_prominence import tracking
+from snakemake_executor_plugin_prominence.submission import Submitter
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = 8  # the plugin's default --prominence-submit-concurrency
@@ -48,7 +48,9 @@ def submit_all(client, n: int, concurrency: int = CONCURRENCY) -> list[int]:
 def bench_submission(sizes: list[int], latency: float) -> list[dict[str, Any]]:
     rows = []
     for n in sizes:
-        with common.emulator("--instant", "--job-seconds", "36000", "--latency", str(latency)) as url:
+        with common.emulator(
+            "--instant", "--job-seconds", "36000", "--latency", str(latency)
+        ) as url:
             client = common.client(url)
             start = time.perf_counter()
             submit_all(client, n)
@@ -196,7 +198,9 @@ def table(title: str, rows: list[dict[str, Any]]) -> str:
     keys = list(rows[0])
     widths = [max(len(k), *(len(str(r[k])) for r in rows)) for k in keys]
     lines = [f"\n{title}", "  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True))]
-    lines += ["  ".join(str(r[k]).rjust(w) for k, w in zip(keys, widths, strict=True)) for r in rows]
+    lines += [
+        "  ".join(str(r[k]).rjust(w) for k, w in zip(keys, widths, strict=True)) for r in rows
+    ]
     return "\n".join(lines)
 
 

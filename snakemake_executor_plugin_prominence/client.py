@@ -171,14 +171,18 @@ class ProminenceClient:
             raise ProminenceError(f"PROMINENCE accepted the job but returned no job id: {body!r}")
         return job_id
 
-    def list_jobs(self, ids: Sequence[int]) -> list[dict[str, Any]]:
-        """``GET /jobs?id=a,b,c``: summaries of these jobs, active or finished.
+    def list_jobs(self, ids: Sequence[int], *, detail: bool = False) -> list[dict[str, Any]]:
+        """``GET /jobs?id=a,b,c``: these jobs, active or finished; with ``detail``, in the
+        detailed form of ``GET /jobs/<id>`` (exit codes, resources, ...).
 
         Unknown ids are silently left out by the server.
         """
         if not ids:
             return []
-        return self._job_list(self._request("GET", "/jobs", params={"id": _id_list(ids)}))
+        params = {"id": _id_list(ids)}
+        if detail:
+            params["detail"] = "true"  # the server only looks at the parameter's presence
+        return self._job_list(self._request("GET", "/jobs", params=params))
 
     def find_jobs(self, constraint: str, *, include_finished: bool = False) -> list[dict[str, Any]]:
         """``GET /jobs?constraint=key=value``: the caller's jobs carrying that label."""

@@ -21,6 +21,10 @@ _NO_STORAGE_PLUGIN = re.compile(
     r"|[Ss]torage provider (\S+) is not (?:installed|available)"
     r"|unrecognized arguments: (--storage-\S+))"
 )
+_S3_CREDENTIALS = re.compile(
+    r"(?:PartialCredentialsError|NoCredentialsError|Unable to locate credentials"
+    r"|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied)"
+)
 _TOKEN_REJECTED = re.compile(r"Authentication failure|access token has expired", re.IGNORECASE)
 
 
@@ -54,6 +58,12 @@ def explain(stderr: str, image: str | None = None) -> list[str]:
         findings.append(f"{where} command exited with status {status.group(1)}")
     elif rule:
         findings.append(f"rule {rule.group(1)} failed inside the job")
+    if _S3_CREDENTIALS.search(stderr):
+        findings.append(
+            "the object store refused the job's credentials or got none: check "
+            "SNAKEMAKE_STORAGE_S3_ACCESS_KEY / SNAKEMAKE_STORAGE_S3_SECRET_KEY (or the "
+            "storage settings) where you start Snakemake; they reach the job in its environment"
+        )
     if _TOKEN_REJECTED.search(stderr):
         findings.append("PROMINENCE rejected a token (expired or invalid)")
     return findings

@@ -90,7 +90,7 @@ class Executor(RemoteExecutor):
                     job_labels=runinfo.job_labels(job),
                 )
             except jobspec.JobSpecError as e:
-                self.report_job_error(SubmittedJobInfo(job), msg=f"{e}\nNothing was submitted. ")
+                self._fail(SubmittedJobInfo(job), f"{e}\nNothing was submitted. ")
                 continue
             image = description["tasks"][0]["image"]
             pending.append((job, self._submitter.submit(description, tag=(job, image))))
@@ -101,14 +101,12 @@ class Executor(RemoteExecutor):
                 if not self._auth_failure:
                     self._auth_failure = self._auth_message(e, "Stopped submitting")
                     self._submitter.stop()
-                self.report_job_error(SubmittedJobInfo(job), msg=self._auth_failure)
+                self._fail(SubmittedJobInfo(job), self._auth_failure)
             except (ProminenceError, submission.SubmissionCancelled, CancelledError) as e:
                 if self._auth_failure:
-                    self.report_job_error(SubmittedJobInfo(job), msg=self._auth_failure)
+                    self._fail(SubmittedJobInfo(job), self._auth_failure)
                     continue
-                self.report_job_error(
-                    SubmittedJobInfo(job), msg=f"PROMINENCE did not accept the job: {e}\n"
-                )
+                self._fail(SubmittedJobInfo(job), f"PROMINENCE did not accept the job: {e}\n")
             else:
                 with self._unfinished_lock:
                     info = self._unfinished.get(prominence_id)
@@ -161,7 +159,7 @@ class Executor(RemoteExecutor):
             )
         for prominence_id, message in result.lost.items():
             self._forget(prominence_id)
-            self.report_job_error(by_id[prominence_id], msg=message + ".\n")
+            self._fail(by_id[prominence_id], message + ".\n")
         for prominence_id, detail in result.finished.items():
             self._finish(by_id[prominence_id], prominence_id, detail)
 
@@ -188,7 +186,20 @@ class Executor(RemoteExecutor):
         message = f"PROMINENCE job {prominence_id} {outcome.message}"
         if findings:
             message += ": " + "; ".join(findings)
-        self.report_job_error(info, msg=f"{message}.\nLog: {path}\n", aux_logs=[str(path)])
+        self._fail(info, f"{message}.\nLog: {path}\n", aux_logs=[str(path)])
+
+    def _fail(
+        self, info: SubmittedJobInfo, message: str, aux_logs: list[str] | None = None
+    ) -> None:
+        """Report a failed job. Snakemake does not print the message of a group job (only
+        "Error in group ..."), so for groups it is logged here first."""
+        if info.job.is_group():
+            group = getattr(info.job, "groupid", info.job.name)
+            self.logger.error(f"Group {group} ({info.job.jobid}) failed: {message.strip()}")
+        if aux_logs:
+            self.report_job_error(info, msg=message, aux_logs=aux_logs)
+        else:
+            self.report_job_error(info, msg=message)
 
     def _auth_message(self, error: AuthenticationError, what: str) -> str:
         return (
@@ -222,7 +233,7 @@ class Executor(RemoteExecutor):
         if not ids:
             return
         self.logger.info(f"Deleting {len(ids)} unfinished PROMINENCE job(s) of this run...")
-        for chunk in tracking.chunks(sorted(ids)):
+        for chunk in tracking.url_chunks(sorted(ids)):
             try:
                 self._client.delete_jobs(chunk)
             except ProminenceError as e:

@@ -26,7 +26,7 @@ _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9_.=+-]")
 def log_path(job: JobExecutorInterface, prominence_id: int, root: Path = LOG_ROOT) -> Path:
     """``<root>/<rule>/<wildcard>_<value>/.../<id>.log``; group jobs under ``groups/<name>``."""
     if job.is_group():
-        parts = ["groups", job.name]
+        parts = ["groups", getattr(job, "groupid", job.name)]
     else:
         parts = [job.name]
         wildcards = getattr(job, "wildcards", None) or {}

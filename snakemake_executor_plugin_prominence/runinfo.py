@@ -98,7 +98,7 @@ def handle_leftovers(
         )
         return ids
     deleted = 0
-    for chunk in tracking.chunks(ids):
+    for chunk in tracking.url_chunks(ids):
         try:
             if client.delete_jobs(chunk):
                 deleted += len(chunk)

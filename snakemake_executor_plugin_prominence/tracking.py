@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +21,9 @@ from snakemake_executor_plugin_prominence.client import AuthenticationError, Pro
 ACTIVE_STATUSES = frozenset({"idle", "pending", "deploying", "waiting", "running"})
 TERMINAL_STATUSES = frozenset({"completed", "failed", "killed", "deleted"})
 
-#: Ids per ``GET /jobs?id=...``: 200 ids of up to 10 digits keep the URL under 2.5 KB.
-DEFAULT_CHUNK_SIZE = 200
+#: Characters of ids per ``?id=a,b,c`` query: with the rest of the URL, well under the 8 KB
+#: that servers and proxies commonly accept (about 500 seven-digit ids).
+MAX_ID_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,22 @@ def is_finished(listing_entry: Mapping[str, Any]) -> bool:
     return listing_entry.get("status") in TERMINAL_STATUSES
 
 
-def chunks(ids: Sequence[int], size: int = DEFAULT_CHUNK_SIZE) -> Iterator[list[int]]:
-    """Split ``ids`` into lists of at most ``size`` for batched listing and deletion."""
-    if size < 1:
-        raise ValueError("chunk size must be at least 1")
-    for start in range(0, len(ids), size):
-        yield list(ids[start : start + size])
+def url_chunks(ids: Iterable[int], max_chars: int = MAX_ID_CHARS) -> Iterator[list[int]]:
+    """Split ``ids`` into lists whose comma-joined form has at most ``max_chars`` characters
+    (at least one id per list), for batched listing and deletion."""
+    if max_chars < 1:
+        raise ValueError("max_chars must be at least 1")
+    chunk: list[int] = []
+    length = -1  # no comma before the first id
+    for job_id in ids:
+        width = len(str(job_id)) + 1
+        if chunk and length + width > max_chars:
+            yield chunk
+            chunk, length = [], -1
+        chunk.append(job_id)
+        length += width
+    if chunk:
+        yield chunk
 
 
 def exit_codes(job: Mapping[str, Any]) -> tuple[int | None, ...]:
@@ -165,14 +176,14 @@ class JobTracker:
         client: Any,
         *,
         limiter: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_id_chars: int = MAX_ID_CHARS,
         grace_cycles: int = 3,
         grace_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._limiter = limiter or contextlib.nullcontext
-        self._chunk_size = chunk_size
+        self._max_id_chars = max_id_chars
         self._grace_cycles = grace_cycles
         self._grace_seconds = grace_seconds
         self._clock = clock
@@ -190,25 +201,8 @@ class JobTracker:
 
     async def cycle(self, ids: Sequence[int]) -> CycleResult:
         result = CycleResult(reachable=False)
-        listed: dict[int, Mapping[str, Any]] = {}
-        unanswered: set[int] = set()
-        wanted = set(ids)
-        for chunk in chunks(list(ids), self._chunk_size):
-            try:
-                async with self._limiter():
-                    listing = self._client.list_jobs(chunk)
-            except AuthenticationError:  # not transient: the caller stops
-                raise
-            except ProminenceError as e:
-                result.errors.append(str(e))
-                unanswered.update(chunk)
-                continue
-            result.reachable = True
-            for entry in listing:
-                job_id = entry.get("id")
-                if job_id in wanted:
-                    listed[job_id] = entry
-
+        listed, unanswered = await self._list(ids, result)
+        finished = []
         for job_id in ids:
             seen = self._seen.setdefault(job_id, _Seen(None, None, 0))
             if job_id in unanswered:
@@ -224,12 +218,18 @@ class JobTracker:
             if status != seen.status:
                 result.changed = True
                 seen.status = status
-            if not is_finished(entry):
+            if is_finished(entry):
+                finished.append(job_id)
+            else:
                 result.running.append(job_id)
-                continue
-            detail = await self._detail(job_id, result)
+
+        # The jobs that just finished are read once more, with their details (exit codes),
+        # in batches: one request per chunk rather than one per job.
+        details, _ = await self._list(finished, result, detail=True)
+        for job_id in finished:
+            detail = details.get(job_id)
             if detail is None or not is_finished(detail):
-                result.running.append(job_id)
+                result.running.append(job_id)  # read again next cycle
                 continue
             result.finished[job_id] = detail
             self.forget(job_id)
@@ -240,17 +240,29 @@ class JobTracker:
             self._unreachable_since = self._clock()
         return result
 
-    async def _detail(self, job_id: int, result: CycleResult) -> dict[str, Any] | None:
-        try:
-            async with self._limiter():
-                detail = self._client.get_job(job_id)
-        except AuthenticationError:  # not transient: the caller stops
-            raise
-        except ProminenceError as e:
-            result.errors.append(str(e))
-            return None
-        result.reachable = True
-        return detail
+    async def _list(
+        self, ids: Sequence[int], result: CycleResult, detail: bool = False
+    ) -> tuple[dict[int, dict[str, Any]], set[int]]:
+        """``GET /jobs?id=...`` per chunk: the entries found, and the ids left unanswered."""
+        listed: dict[int, dict[str, Any]] = {}
+        unanswered: set[int] = set()
+        wanted = set(ids)
+        for chunk in url_chunks(ids, self._max_id_chars):
+            try:
+                async with self._limiter():
+                    listing = self._client.list_jobs(chunk, detail=detail)
+            except AuthenticationError:  # not transient: the caller stops
+                raise
+            except ProminenceError as e:
+                result.errors.append(str(e))
+                unanswered.update(chunk)
+                continue
+            result.reachable = True
+            for entry in listing:
+                job_id = entry.get("id")
+                if job_id in wanted:
+                    listed[job_id] = entry
+        return listed, unanswered
 
     async def _missing(
         self, job_id: int, seen: _Seen, result: CycleResult

@@ -63,7 +63,7 @@ def test_failures_are_explained_with_logs(tmp_path, failing_emulator):
             "--executor",
             "prominence",
             "--jobs",
-            "5",
+            "6",
             "--keep-going",
             "--default-storage-provider",
             "fs",
@@ -123,6 +123,16 @@ def test_failures_are_explained_with_logs(tmp_path, failing_emulator):
     block = error_block(output, "deleted")
     assert "deleted: Job deleted by user" in block
     assert "deleted starts sleeping" in log_file(workdir, block).read_text()
+
+    # Snakemake prints no message for a failed group job; the plugin says it itself.
+    match = re.search(r"Group pair \(\S+\) failed: (.*)", output)
+    assert match, output[-3000:]
+    assert "completed with exit code 1" in match.group(1)
+    assert "rule grouped_second's command exited with status 4" in match.group(1)
+    group_log = re.search(r"(\.snakemake/prominence_logs/groups/pair/\d+\.log)", output)
+    assert group_log and "grouped_second is about to fail" in (
+        (workdir / group_log.group(1)).read_text()
+    )
 
     # --show-failed-logs style: the log path is listed under `log:` for Snakemake.
     assert ".snakemake/prominence_logs/exit3/" in output

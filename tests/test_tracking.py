@@ -99,11 +99,17 @@ def test_site_is_named():
     assert tracking.verdict(job).message == "completed with exit code 1 at site OpenStack-Alpha"
 
 
-def test_chunks():
-    assert list(tracking.chunks([1, 2, 3, 4, 5], 2)) == [[1, 2], [3, 4], [5]]
-    assert list(tracking.chunks([], 2)) == []
+def test_url_chunks_bound_the_id_list_length():
+    assert list(tracking.url_chunks([1, 2, 3, 4, 5], 3)) == [[1, 2], [3, 4], [5]]
+    assert list(tracking.url_chunks([], 10)) == []
+    assert list(tracking.url_chunks([123456], 2)) == [[123456]]  # never an empty chunk
+    ids = list(range(1_000_000, 1_010_000))
+    chunks = list(tracking.url_chunks(ids))
+    assert [i for chunk in chunks for i in chunk] == ids
+    assert all(len(",".join(map(str, chunk))) <= tracking.MAX_ID_CHARS for chunk in chunks)
+    assert len(chunks) == 20  # 10,000 seven-digit ids: 500 per request
     with pytest.raises(ValueError):
-        list(tracking.chunks([1], 0))
+        list(tracking.url_chunks([1], 0))
 
 
 def test_poll_interval_backs_off_and_snaps_back():
@@ -151,16 +157,19 @@ def requests_by_route(emu):
 def test_status_requests_per_cycle_are_the_number_of_chunks(instant):
     client = client_for(instant)
     ids = submit(client, 1000)
-    tracker = tracking.JobTracker(client, chunk_size=200)
+    max_chars = 1000  # about 250 ids per request here, to get several chunks from 1,000 jobs
+    expected = len(list(tracking.url_chunks(ids, max_chars)))
+    assert expected > 1
+    tracker = tracking.JobTracker(client, max_id_chars=max_chars)
     before = requests_by_route(instant)
     result = asyncio.run(tracker.cycle(ids))
     after = requests_by_route(instant)
     assert sorted(result.running) == sorted(ids)
-    assert after.get("GET /jobs", 0) - before.get("GET /jobs", 0) == 5
+    assert after.get("GET /jobs", 0) - before.get("GET /jobs", 0) == expected
     assert after.get("GET /jobs/<id>", 0) == before.get("GET /jobs/<id>", 0)
 
 
-def test_finished_jobs_are_read_once_in_detail(tmp_path):
+def test_finished_jobs_are_read_once_in_detail_in_one_batch(tmp_path):
     from snakemake_executor_plugin_prominence.emulator import Emulator
 
     with Emulator(port=0, instant=True, job_seconds=0, state_dir=tmp_path) as emu:
@@ -172,7 +181,9 @@ def test_finished_jobs_are_read_once_in_detail(tmp_path):
         assert all(tracking.verdict(d).success for d in result.finished.values())
         assert result.changed
         stats = requests_by_route(emu)
-        assert stats["GET /jobs"] == 1 and stats["GET /jobs/<id>"] == 3
+        # One listing, then one detailed listing of the three that finished.
+        assert stats["GET /jobs"] == 2 and stats.get("GET /jobs/<id>", 0) == 0
+        assert all(d["execution"]["tasks"][0]["exitCode"] == 0 for d in result.finished.values())
 
 
 def test_missing_job_gets_a_grace_period_then_is_lost(instant):

@@ -1,0 +1,62 @@
+"""What a failed job's stderr says went wrong, from output shaped like the real thing."""
+
+from __future__ import annotations
+
+from snakemake_executor_plugin_prominence.diagnostics import explain
+
+RULE_FAILED = """\
+localrule report:
+    input: /data/results/summary.tsv (retrieve from storage)
+RuleException:
+CalledProcessError in file "/home/user/Snakefile", line 75:
+Command 'set -euo pipefail;  sort x | head' returned non-zero exit status 3.
+[Fri Nov 27 23:34:59 2026]
+Error in rule report:
+    message: None
+    jobid: 0
+"""
+
+
+def test_the_rules_own_exit_status():
+    assert explain(RULE_FAILED) == ["rule report's command exited with status 3"]
+
+
+def test_rule_failure_without_a_command():
+    assert explain("Error in rule merge:\n    message: None\n") == [
+        "rule merge failed inside the job"
+    ]
+
+
+def test_image_without_snakemake():
+    stderr = "/opt/conda/bin/python: No module named snakemake\n"
+    (finding,) = explain(stderr, "busybox:1.36")
+    assert finding.startswith("the image busybox:1.36 has Python but no Snakemake")
+
+
+def test_image_without_python():
+    for stderr in ("/bin/sh: 1: python: not found\n", "/bin/sh: python: command not found\n"):
+        (finding,) = explain(stderr, "alpine")
+        assert finding.startswith("the image alpine has no `python` on its PATH")
+
+
+def test_missing_storage_plugin():
+    for stderr in (
+        "ModuleNotFoundError: No module named 'snakemake_storage_plugin_s3'\n",
+        "snakemake: error: unrecognized arguments: --storage-s3-retries 5\n",
+    ):
+        (finding,) = explain(stderr)
+        assert finding.startswith("a Snakemake storage plugin is missing in the job")
+
+
+def test_object_store_credentials():
+    stderr = (
+        "botocore.exceptions.PartialCredentialsError: Partial credentials found in explicit, "
+        "missing: aws_secret_access_key\n"
+    )
+    (finding,) = explain(stderr)
+    assert "SNAKEMAKE_STORAGE_S3_SECRET_KEY" in finding
+
+
+def test_nothing_recognised_says_nothing():
+    assert explain("") == []
+    assert explain("Building DAG of jobs...\nSelect jobs to execute...\n") == []
