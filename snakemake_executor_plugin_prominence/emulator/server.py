@@ -26,13 +26,7 @@ from .store import TERMINAL_STATES
 
 
 class _RequestHandler(WSGIRequestHandler):
-    """Werkzeug's handler, with the per-request access log only when asked for.
-
-    HTTP/1.1 keeps connections alive between requests, as the real service behind its
-    reverse proxy does; clients that reuse connections are then measured fairly.
-    """
-
-    protocol_version = "HTTP/1.1"
+    """Werkzeug's handler, with the per-request access log only when asked for."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         if getattr(self.server, "log_requests", False):

@@ -1,0 +1,35 @@
+"""The checkpoint pattern docs/further.md recommends works through the plugin: the main
+process reads the checkpoint's output from storage with `.open()`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.processes import run_snakemake
+
+pytestmark = pytest.mark.e2e
+
+WORKFLOW = Path(__file__).resolve().parent / "workflows" / "checkpoint"
+
+
+def test_checkpoint_manifest_read_with_open(tmp_path, emulator):
+    workdir = tmp_path / "wf"
+    shutil.copytree(WORKFLOW, workdir)
+    storage = tmp_path / "storage"
+    result = run_snakemake(
+        [
+            "--executor", "prominence",
+            "--jobs", "3",
+            "--default-storage-provider", "fs",
+            "--default-storage-prefix", str(storage),
+            "--prominence-storage-plugins", "image",
+            "--seconds-between-status-checks", "1",
+        ],
+        cwd=workdir,
+        env={"PROMINENCE_URL": emulator.url, "PROMINENCE_TOKEN": "checkpoint-token"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (storage / "summary.txt").read_text() == "BLUE\nGREEN\nRED\n"
