@@ -156,6 +156,27 @@ def bench_overhead(n: int) -> dict[str, Any]:
     }
 
 
+def bench_emulator_listing(held: int, listed: int, repeats: int = 20) -> dict[str, Any]:
+    """How the emulator copes with many jobs: it holds ``held`` instant jobs and answers an
+    ``id=`` listing of ``listed`` of them (the plugin's status request)."""
+    with common.emulator("--instant", "--job-seconds", "36000") as url:
+        client = common.client(url)
+        ids = submit_all(client, held, concurrency=16)
+        sample = ids[:: max(1, held // listed)][:listed]
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            assert len(client.list_jobs(sample)) == len(sample)
+            times.append(time.perf_counter() - start)
+    times.sort()
+    return {
+        "jobs_held": held,
+        "ids_listed": len(sample),
+        "median_ms": round(1000 * times[len(times) // 2], 1),
+        "max_ms": round(1000 * times[-1], 1),
+    }
+
+
 def bench_end_to_end(count: int) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="prominence-bench-"))
     try:
@@ -210,10 +231,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     args = parser.parse_args()
     if args.quick:
-        sizes = {"submission": [20], "polling": [50], "overhead": 200, "e2e": 3}
+        sizes = {"submission": [20], "polling": [50], "overhead": 200, "e2e": 3,
+                 "emulator": (300, 100)}  # fmt: skip
     else:
         sizes = {"submission": [100, 1000], "polling": [100, 1000, 10000], "overhead": 10000,
-                 "e2e": 200}  # fmt: skip
+                 "e2e": 200, "emulator": (10000, 500)}  # fmt: skip
     machine = {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -227,6 +249,8 @@ def main() -> None:
     print(table("Polling: one status cycle vs one GET per job", results["polling"]))
     results["overhead"] = bench_overhead(sizes["overhead"])
     print(table("Plugin overhead (emulator in another process)", [results["overhead"]]))
+    results["emulator"] = bench_emulator_listing(*sizes["emulator"])
+    print(table("Emulator: an id= listing among many held jobs", [results["emulator"]]))
     results["end_to_end"] = bench_end_to_end(sizes["e2e"])
     print(table("End to end: snakemake --executor prominence", [results["end_to_end"]]))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -96,3 +96,19 @@ def test_private_token_file(tmp_path):
     assert token_file_is_private(path)
     path.chmod(0o644)
     assert not token_file_is_private(path)
+
+
+def test_warnings_for_soon_expiring_tokens_and_readable_files(tmp_path):
+    from snakemake_executor_plugin_prominence.auth import token_warnings
+
+    path = tmp_path / "token"
+    path.write_text("t")
+    path.chmod(0o644)
+    soon = Token(make_jwt({"exp": time.time() + 600}), f"the token file {path}")
+    warnings = token_warnings(soon, path)
+    assert any("expires in 10 minutes" in w for w in warnings)
+    assert any(f"chmod 600 {path}" in w for w in warnings)
+    path.chmod(0o600)
+    later = Token(make_jwt({"exp": time.time() + 7200}), f"the token file {path}")
+    assert token_warnings(later, path) == []
+    assert token_warnings(Token("opaque", "the PROMINENCE_TOKEN environment variable"), path) == []

@@ -31,4 +31,5 @@ def test_quick_benchmark_produces_every_figure(tmp_path):
     assert polling["plugin_requests"] == 1 and polling["per_job_requests"] == 50
     assert figures["overhead"]["jobs"] == 200 and figures["overhead"]["cpu_ms_per_job"] > 0
     assert figures["end_to_end"]["outputs"] == 3
+    assert figures["emulator"]["jobs_held"] == 300 and figures["emulator"]["ids_listed"] == 100
     assert "Polling: one status cycle vs one GET per job" in completed.stdout
