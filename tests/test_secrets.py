@@ -99,7 +99,7 @@ def test_token_file_refreshed_mid_run_is_picked_up(tmp_path, emulator):
     workdir = tmp_path / "wf"
     shutil.copytree(WORKFLOWS / "sleepers", workdir)
     token_file = tmp_path / "token"
-    token_file.write_text(json.dumps({"access_token": jwt(time.time() + 8)}))
+    token_file.write_text(json.dumps({"access_token": jwt(time.time() + 6)}))
     token_file.chmod(0o600)
     import subprocess
 
@@ -110,7 +110,8 @@ def test_token_file_refreshed_mid_run_is_picked_up(tmp_path, emulator):
             str(BIN / "snakemake"),
             *base_args(tmp_path / "storage"),
             "--prominence-token-file", str(token_file),
-            "--config", "count=1", "seconds=20",
+            "--prominence-max-status-interval", "3",
+            "--config", "count=1", "seconds=12",
         ],
         cwd=workdir,
         env={"PATH": f"{BIN}:/usr/bin:/bin", "PROMINENCE_URL": emulator.url, "HOME": str(tmp_path)},
