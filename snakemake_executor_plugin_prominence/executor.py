@@ -36,6 +36,7 @@ class Executor(RemoteExecutor):
         # The status thread is already running: check_active_jobs must not rely on anything
         # set here while it has no jobs (it returns at once then).
         settings = self.workflow.executor_settings
+        _check_settings(settings)
         self._settings = settings
         self._client = _make_client(settings, self.logger)
         self._run = runinfo.RunLabels.new(os.getcwd())
@@ -45,7 +46,7 @@ class Executor(RemoteExecutor):
             if settings.storage_plugins == "install"
             else ""
         )
-        self._secrets = [self._client.tokens.current().value]
+        self._first_token = self._client.tokens.current().value
         self._auth_failure = ""
         self._submitter = submission.Submitter(
             self._client, settings.submit_concurrency, created=self._created
@@ -173,12 +174,18 @@ class Executor(RemoteExecutor):
             name: logs.fetch_stream(self._client, prominence_id, name)
             for name in ("stdout", "stderr")
         }
-        path = logs.save_job_log(
-            logs.log_path(info.job, prominence_id),
-            logs.job_log_header(prominence_id, detail, outcome.message),
-            streams,
-            self._secrets + list(self.envvars().values()),
-        )
+        try:
+            path: str | None = str(
+                logs.save_job_log(
+                    logs.log_path(info.job, prominence_id),
+                    logs.job_log_header(prominence_id, detail, outcome.message),
+                    streams,
+                    self._secret_values(),
+                )
+            )
+        except OSError as e:  # the job must still be reported, or Snakemake waits forever
+            self.logger.warning(f"Could not save the log of PROMINENCE job {prominence_id}: {e}")
+            path = None
         if outcome.success:
             self.report_job_success(info)
             return
@@ -186,7 +193,15 @@ class Executor(RemoteExecutor):
         message = f"PROMINENCE job {prominence_id} {outcome.message}"
         if findings:
             message += ": " + "; ".join(findings)
-        self._fail(info, f"{message}.\nLog: {path}\n", aux_logs=[str(path)])
+        if path is None:
+            self._fail(info, f"{message}.\n")
+        else:
+            self._fail(info, f"{message}.\nLog: {path}\n", aux_logs=[path])
+
+    def _secret_values(self) -> list[str]:
+        """What must never be written: every token used in this run, and the values of the
+        environment passed to jobs (storage credentials, --envvars)."""
+        return [self._first_token, self._client.tokens.current().value, *self.envvars().values()]
 
     def _fail(
         self, info: SubmittedJobInfo, message: str, aux_logs: list[str] | None = None
@@ -273,6 +288,19 @@ class Executor(RemoteExecutor):
         return image or runinfo.default_snakemake_image()
 
 
+def _check_settings(settings: Any) -> None:
+    """Numbers Snakemake's argument parsing lets through but that make no sense."""
+    for name, minimum in (
+        ("submit_concurrency", 1),
+        ("max_status_interval", 0),
+        ("max_outage", 0),
+    ):
+        value = getattr(settings, name)
+        if value < minimum:
+            flag = "--prominence-" + name.replace("_", "-")
+            raise WorkflowError(f"{flag} {value}: must be at least {minimum}.")
+
+
 def _make_client(settings: Any, logger: Any) -> ProminenceClient:
     url = settings.url or os.environ.get("PROMINENCE_URL", "")
     if not url.strip():
@@ -294,7 +322,13 @@ def _make_client(settings: Any, logger: Any) -> ProminenceClient:
         logger.warning(warning)
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
         raise WorkflowError(f"--prominence-ca-bundle: {settings.ca_bundle} is not a file.")
-    return ProminenceClient(base_url, tokens, verify=settings.ca_bundle or True)
+    return ProminenceClient(
+        base_url,
+        tokens,
+        verify=settings.ca_bundle or True,
+        # one pooled connection per concurrent submission, plus the status checks
+        pool_size=max(16, settings.submit_concurrency + 4),
+    )
 
 
 def _job_defaults(settings: Any, run: runinfo.RunLabels, image: str) -> jobspec.JobDefaults:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,3 +55,48 @@ def run_snakemake(
         text=True,
         timeout=timeout,
     )
+
+
+def plugin_args(storage: Path, jobs: int = 4, *extra: str, install: bool = False) -> list[str]:
+    """The snakemake arguments of a run through the plugin with the `fs` storage provider.
+
+    Jobs run with the emulator's interpreter, which has the storage plugins already, unless
+    ``install`` asks for the default path (each job pip-installs them).
+    """
+    args = [
+        "--executor", "prominence",
+        "--jobs", str(jobs),
+        "--default-storage-provider", "fs",
+        "--default-storage-prefix", str(storage),
+        "--seconds-between-status-checks", "1",
+    ]  # fmt: skip
+    if not install:
+        args += ["--prominence-storage-plugins", "image"]
+    return [*args, *extra]
+
+
+def plugin_env(url: str, token: str) -> dict[str, str]:
+    """Environment for a run against the emulator at ``url``."""
+    return {"PROMINENCE_URL": url, "PROMINENCE_TOKEN": token}
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "example-workflow"
+
+
+def copy_example(destination: Path) -> Path:
+    """A fresh copy of example-workflow/ without any earlier run's state."""
+    shutil.copytree(
+        EXAMPLE,
+        destination,
+        ignore=shutil.ignore_patterns(".snakemake", ".storage", "results", "logs"),
+    )
+    return destination
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    """Every file below ``root`` (relative path -> content), for comparing runs."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }

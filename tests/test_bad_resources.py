@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import run_snakemake
+from tests.processes import plugin_args, plugin_env, run_snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -22,23 +22,9 @@ def test_bad_resources_fail_alone(tmp_path, emulator):
     submitted_before = {job["id"] for job in emulator.jobs()}
 
     result = run_snakemake(
-        [
-            "--executor",
-            "prominence",
-            "--jobs",
-            "4",
-            "--keep-going",
-            "--default-storage-provider",
-            "fs",
-            "--default-storage-prefix",
-            str(storage),
-            "--prominence-storage-plugins",
-            "image",
-            "--seconds-between-status-checks",
-            "1",
-        ],
+        plugin_args(storage, 4, "--keep-going"),
         cwd=workdir,
-        env={"PROMINENCE_URL": emulator.url, "PROMINENCE_TOKEN": "bad-resources-token"},
+        env=plugin_env(emulator.url, "bad-resources-token"),
     )
 
     assert result.returncode != 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import BIN
+from tests.processes import BIN, plugin_args, plugin_env
 
 pytestmark = pytest.mark.e2e
 
@@ -25,24 +25,10 @@ def test_sigint_deletes_all_unfinished_jobs(tmp_path, emulator):
     process = subprocess.Popen(
         [
             str(BIN / "snakemake"),
-            "--executor",
-            "prominence",
-            "--jobs",
-            "3",
-            "--default-storage-provider",
-            "fs",
-            "--default-storage-prefix",
-            str(tmp_path / "storage"),
-            "--prominence-storage-plugins",
-            "image",
-            "--seconds-between-status-checks",
-            "1",
-            "--config",
-            "count=3",
-            "seconds=300",
+            *plugin_args(tmp_path / "storage", 3, "--config", "count=3", "seconds=300"),
         ],
         cwd=workdir,
-        env={**os.environ, "PROMINENCE_URL": emulator.url, "PROMINENCE_TOKEN": "cancel-token"},
+        env={**os.environ, **plugin_env(emulator.url, "cancel-token")},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -81,16 +67,15 @@ def test_sigint_in_the_middle_of_a_submission_batch_orphans_nothing(tmp_path):
         process = subprocess.Popen(
             [
                 str(BIN / "snakemake"),
-                "--executor", "prominence",
-                "--jobs", "30",
-                "--default-storage-provider", "fs",
-                "--default-storage-prefix", str(tmp_path / "storage"),
-                "--prominence-storage-plugins", "image",
-                "--prominence-submit-concurrency", "4",
-                "--config", "count=30", "seconds=300",
+                *plugin_args(
+                    tmp_path / "storage",
+                    30,
+                    "--prominence-submit-concurrency", "4",
+                    "--config", "count=30", "seconds=300",
+                ),
             ],
             cwd=workdir,
-            env={**os.environ, "PROMINENCE_URL": emu.url, "PROMINENCE_TOKEN": "batch-token"},
+            env={**os.environ, **plugin_env(emu.url, "batch-token")},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import run_snakemake
+from tests.processes import plugin_args, plugin_env, run_snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -20,16 +20,9 @@ def test_checkpoint_manifest_read_with_open(tmp_path, emulator):
     shutil.copytree(WORKFLOW, workdir)
     storage = tmp_path / "storage"
     result = run_snakemake(
-        [
-            "--executor", "prominence",
-            "--jobs", "3",
-            "--default-storage-provider", "fs",
-            "--default-storage-prefix", str(storage),
-            "--prominence-storage-plugins", "image",
-            "--seconds-between-status-checks", "1",
-        ],
+        plugin_args(storage, 3),
         cwd=workdir,
-        env={"PROMINENCE_URL": emulator.url, "PROMINENCE_TOKEN": "checkpoint-token"},
-    )  # fmt: skip
+        env=plugin_env(emulator.url, "checkpoint-token"),
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (storage / "summary.txt").read_text() == "BLUE\nGREEN\nRED\n"

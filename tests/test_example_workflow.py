@@ -3,33 +3,11 @@ as subprocesses exactly as the README does, compared file by file with a local r
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
-from tests.processes import emulator_process, run_snakemake
+from tests.processes import copy_example, emulator_process, files_under, run_snakemake
 
 pytestmark = pytest.mark.e2e
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "example-workflow"
-
-
-def copy_example(destination: Path) -> Path:
-    shutil.copytree(
-        EXAMPLE,
-        destination,
-        ignore=shutil.ignore_patterns(".snakemake", ".storage", "results", "logs"),
-    )
-    return destination
-
-
-def files_under(root: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(root)): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
 
 
 def test_example_workflow_matches_a_local_run(tmp_path):

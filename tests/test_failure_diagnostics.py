@@ -15,7 +15,7 @@ import pytest
 
 from snakemake_executor_plugin_prominence.auth import TokenProvider
 from snakemake_executor_plugin_prominence.client import ProminenceClient
-from tests.processes import BIN
+from tests.processes import BIN, plugin_args, plugin_env
 
 pytestmark = pytest.mark.e2e
 
@@ -58,24 +58,9 @@ def test_failures_are_explained_with_logs(tmp_path, failing_emulator):
     workdir = tmp_path / "wf"
     shutil.copytree(WORKFLOW, workdir)
     process = subprocess.Popen(
-        [
-            str(BIN / "snakemake"),
-            "--executor",
-            "prominence",
-            "--jobs",
-            "6",
-            "--keep-going",
-            "--default-storage-provider",
-            "fs",
-            "--default-storage-prefix",
-            str(tmp_path / "storage"),
-            "--prominence-storage-plugins",
-            "image",
-            "--seconds-between-status-checks",
-            "1",
-        ],
+        [str(BIN / "snakemake"), *plugin_args(tmp_path / "storage", 6, "--keep-going")],
         cwd=workdir,
-        env={**os.environ, "PROMINENCE_URL": emu.url, "PROMINENCE_TOKEN": "failures-token"},
+        env={**os.environ, **plugin_env(emu.url, "failures-token")},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -9,7 +9,7 @@ import pytest
 
 from snakemake_executor_plugin_prominence import logs
 from tests.jobs import FakeGroupJob, FakeJob
-from tests.processes import run_snakemake
+from tests.processes import plugin_args, plugin_env, run_snakemake
 
 WORKFLOWS = Path(__file__).resolve().parent / "workflows"
 
@@ -49,18 +49,10 @@ def test_keep_logs_saves_the_logs_of_a_successful_job(tmp_path, emulator):
     workdir = tmp_path / "wf"
     shutil.copytree(WORKFLOWS / "one_job", workdir)
     result = run_snakemake(
-        [
-            "--executor", "prominence",
-            "--jobs", "1",
-            "--default-storage-provider", "fs",
-            "--default-storage-prefix", str(tmp_path / "storage"),
-            "--prominence-storage-plugins", "image",
-            "--prominence-keep-logs",
-            "--seconds-between-status-checks", "1",
-        ],
+        plugin_args(tmp_path / "storage", 1, "--prominence-keep-logs"),
         cwd=workdir,
-        env={"PROMINENCE_URL": emulator.url, "PROMINENCE_TOKEN": "keep-logs-token"},
-    )  # fmt: skip
+        env=plugin_env(emulator.url, "keep-logs-token"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (log,) = (workdir / ".snakemake" / "prominence_logs" / "hello").glob("*.log")
     text = log.read_text()

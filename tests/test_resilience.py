@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import BIN, run_snakemake
+from tests.processes import BIN, plugin_args, plugin_env, run_snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -29,23 +29,14 @@ def own_emulator(tmp_path_factory):
 
 
 def snakemake_args(storage: Path, count: int, seconds: int, *extra: str) -> list[str]:
-    return [
-        "--executor", "prominence",
-        "--jobs", "4",
-        "--default-storage-provider", "fs",
-        "--default-storage-prefix", str(storage),
-        "--prominence-storage-plugins", "image",
-        "--seconds-between-status-checks", "1",
-        "--config", f"count={count}", f"seconds={seconds}",
-        *extra,
-    ]  # fmt: skip
+    return plugin_args(storage, 4, "--config", f"count={count}", f"seconds={seconds}", *extra)
 
 
 def start_snakemake(args: list[str], cwd: Path, url: str) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / "snakemake"), *args],
         cwd=cwd,
-        env={**os.environ, "PROMINENCE_URL": url, "PROMINENCE_TOKEN": "resilience-token"},
+        env={**os.environ, **plugin_env(url, "resilience-token")},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -116,7 +107,7 @@ def test_leftovers_of_a_killed_run_are_reported_then_cancelled(tmp_path, own_emu
     assert [emu.job(i)["status"] for i in leftover_ids] == ["running", "running"]
 
     assert run_snakemake(["--unlock"], cwd=workdir).returncode == 0
-    env = {"PROMINENCE_URL": emu.url, "PROMINENCE_TOKEN": "resilience-token"}
+    env = plugin_env(emu.url, "resilience-token")
     again = run_snakemake(snakemake_args(storage, 2, 1, "--rerun-incomplete"), workdir, env)
     assert again.returncode == 0, again.stderr[-4000:]
     ids_text = ", ".join(map(str, leftover_ids))

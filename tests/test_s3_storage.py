@@ -19,9 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import uuid
-from pathlib import Path
 from types import SimpleNamespace
 
 import botocore.exceptions
@@ -29,12 +27,11 @@ import pytest
 from snakemake_interface_common.plugin_registry.plugin import TaggedSettings
 
 from tests import test_conformance
-from tests.processes import run_snakemake
+from tests.processes import copy_example, files_under, run_snakemake
 from tests.s3server import S3Server
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "example-workflow"
 # Distinctive values, so that a leak anywhere is found by a plain substring search.
 ACCESS_KEY = "AKIAPROMTEST7Q2X"
 SECRET_KEY = "q7Zr2PROMS3SECRETMARKER9dKw4LxVb8Nf3Hj6T"
@@ -55,23 +52,6 @@ def new_bucket(s3: S3Server, what: str) -> str:
     name = f"{what}-{uuid.uuid4().hex[:12]}"
     s3.client().create_bucket(Bucket=name)
     return name
-
-
-def copy_example(destination: Path) -> Path:
-    shutil.copytree(
-        EXAMPLE,
-        destination,
-        ignore=shutil.ignore_patterns(".snakemake", ".storage", "results", "logs"),
-    )
-    return destination
-
-
-def files_under(root: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(root)): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
 
 
 def assert_credentials_only_in_env(job: dict, endpoint_url: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import run_snakemake
+from tests.processes import plugin_args, run_snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -29,14 +29,7 @@ def jwt(exp: float, sub: str = "alice") -> str:
 
 
 def base_args(storage: Path) -> list[str]:
-    return [
-        "--executor", "prominence",
-        "--jobs", "2",
-        "--default-storage-provider", "fs",
-        "--default-storage-prefix", str(storage),
-        "--prominence-storage-plugins", "image",
-        "--seconds-between-status-checks", "1",
-    ]  # fmt: skip
+    return plugin_args(storage, 2)
 
 
 def test_token_and_secrets_never_leak(tmp_path, emulator):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import run_snakemake
+from tests.processes import plugin_args, plugin_env, run_snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -24,20 +24,9 @@ def test_job_installs_pinned_storage_plugins(tmp_path, emulator):
     before = {job["id"] for job in emulator.jobs()}
 
     result = run_snakemake(
-        [
-            "--executor",
-            "prominence",
-            "--jobs",
-            "1",
-            "--default-storage-provider",
-            "fs",
-            "--default-storage-prefix",
-            str(storage),
-            "--seconds-between-status-checks",
-            "1",
-        ],
+        plugin_args(storage, 1, install=True),
         cwd=workdir,
-        env={"PROMINENCE_URL": emulator.url, "PROMINENCE_TOKEN": "install-token"},
+        env=plugin_env(emulator.url, "install-token"),
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (storage / "hello.txt").read_text() == "hello from PROMINENCE\n"

@@ -10,8 +10,7 @@ import pytest
 import requests
 
 from tests import test_conformance
-from tests.processes import emulator_process, run_snakemake
-from tests.test_example_workflow import copy_example, files_under
+from tests.processes import copy_example, emulator_process, files_under, run_snakemake
 
 pytestmark = pytest.mark.e2e
 

@@ -1,0 +1,57 @@
+"""Mistakes in the set-up stop the run at once, with a message that says what to do, before
+anything is submitted."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.processes import plugin_args, run_snakemake
+
+pytestmark = pytest.mark.e2e
+
+WORKFLOW = Path(__file__).resolve().parent / "workflows" / "one_job"
+
+
+@pytest.mark.parametrize(
+    ("env", "extra", "message"),
+    [
+        ({"PROMINENCE_TOKEN": "t"}, [], "No PROMINENCE URL: set --prominence-url"),
+        (
+            {"PROMINENCE_TOKEN": "t", "PROMINENCE_URL": "http://prominence.example.org/api/v1"},
+            [],
+            "Refusing to send the PROMINENCE token over plain HTTP to prominence.example.org",
+        ),
+        ({"PROMINENCE_URL": "EMULATOR"}, [], "No PROMINENCE token found"),
+        (
+            {"PROMINENCE_TOKEN": "t", "PROMINENCE_URL": "EMULATOR"},
+            ["--prominence-submit-concurrency", "0"],
+            "--prominence-submit-concurrency 0: must be at least 1.",
+        ),
+        (
+            {"PROMINENCE_TOKEN": "t", "PROMINENCE_URL": "EMULATOR"},
+            ["--prominence-labels", "bad_key=x"],
+            "--prominence-labels: label 'bad_key=x' is invalid",
+        ),
+        (
+            {"PROMINENCE_TOKEN": "t", "PROMINENCE_URL": "EMULATOR"},
+            ["--prominence-ca-bundle", "/nonexistent/ca.pem"],
+            "--prominence-ca-bundle: /nonexistent/ca.pem is not a file.",
+        ),
+    ],
+)
+def test_setup_mistakes_stop_the_run_before_submitting(tmp_path, emulator, env, extra, message):
+    workdir = tmp_path / "wf"
+    shutil.copytree(WORKFLOW, workdir)
+    env = {key: emulator.url if value == "EMULATOR" else value for key, value in env.items()}
+    env.setdefault("PROMINENCE_URL", "")
+    env.setdefault("PROMINENCE_TOKEN", "")
+    env["HOME"] = str(tmp_path)  # no ~/.prominence/token to fall back to
+    posts = emulator.stats()["requests"].get("POST /jobs", 0)
+    result = run_snakemake(plugin_args(tmp_path / "storage", 1, *extra), workdir, env)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert emulator.stats()["requests"].get("POST /jobs", 0) == posts
