@@ -8,7 +8,6 @@ to a numeric string and rejects floats).
 
 from __future__ import annotations
 
-import math
 import re
 import shlex
 from collections.abc import Iterable, Mapping
@@ -16,6 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+
+from snakemake_executor_plugin_prominence import resources
+from snakemake_executor_plugin_prominence.resources import MAX_INTEGER, JobSpecError, strict_int
+
+__all__ = ["JobDefaults", "JobSpecError", "build"]
 
 RUNTIMES = ("singularity", "udocker")
 MPI_FLAVOURS = ("openmpi", "mpich", "intelmpi")
@@ -38,24 +42,12 @@ MAX_RETRIES = 6
 MAX_TIME_IN_QUEUE_MINUTES = 44640
 MAX_NAME_LENGTH = 512
 MAX_LABEL_LENGTH = 512
-# HTCondor stores these as 32-bit integers; a larger request can only be a mistake.
-MAX_INTEGER = 2**31 - 1
-DEFAULT_DISK_GB = 10
+DEFAULT_DISK_GB = resources.DEFAULT_DISK_GB
 
 LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
 LABEL_VALUE_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+$")
 _NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_./-]")
 _NOT_LABEL_VALUE_CHAR = re.compile(r"[^A-Za-z0-9_./-]")
-
-
-class JobSpecError(ValueError):
-    """A rule asks for something PROMINENCE cannot do; the message says what and where."""
-
-    def __init__(self, rule: str, resource: str, value: Any, problem: str) -> None:
-        self.rule = rule
-        self.resource = resource
-        self.value = value
-        super().__init__(f"Rule '{rule}': resource {resource}={value!r} {problem}.")
 
 
 @dataclass(frozen=True)
@@ -87,15 +79,7 @@ def build(
     rule = rule_label(job)
     extra = _prominence_resources(job, rule)
 
-    resources: dict[str, int] = {
-        "nodes": _nodes(job, rule),
-        "cpus": _cpus(job, rule),
-        "memory": _memory_gb(job, rule),
-        "disk": _disk_gb(job, rule),
-    }
-    walltime = _walltime_minutes(job, rule)
-    if walltime is not None:
-        resources["walltime"] = walltime
+    requested = resources.requested(job, rule)
 
     task: dict[str, Any] = {
         "image": _image(job, rule, extra, defaults),
@@ -104,11 +88,11 @@ def build(
     }
     if env:
         task["env"] = {str(k): str(v) for k, v in env.items()}
-    _add_mpi(task, resources, rule, extra)
+    _add_mpi(task, requested, rule, extra)
 
     description: dict[str, Any] = {
         "name": job_name(job),
-        "resources": resources,
+        "resources": requested,
         "tasks": [task],
         "labels": _labels(rule, {**defaults.labels, **(job_labels or {})}),
     }
@@ -206,92 +190,6 @@ def _prominence_resources(job: JobExecutorInterface, rule: str) -> dict[str, Any
     return found
 
 
-def _number(rule: str, resource: str, value: Any, what: str) -> float:
-    """A finite, non-negative number, or a JobSpecError saying what was expected."""
-    if isinstance(value, bool):
-        raise JobSpecError(rule, resource, value, f"is invalid: expected {what}")
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise JobSpecError(rule, resource, value, f"is invalid: expected {what}") from None
-    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise JobSpecError(rule, resource, value, f"is invalid: expected {what}")
-    return float(value) if isinstance(value, float) else value
-
-
-def _whole(
-    rule: str, resource: str, value: Any, what: str, minimum: int, maximum: int = MAX_INTEGER
-) -> int:
-    """Round ``value`` up to a whole number within ``[minimum, maximum]``."""
-    number = _number(rule, resource, value, what)
-    whole = math.ceil(number)
-    if whole < minimum:
-        raise JobSpecError(rule, resource, value, f"is too small: expected {what}")
-    if whole > maximum:
-        raise JobSpecError(rule, resource, value, f"is too large: at most {maximum} is allowed")
-    return whole
-
-
-def _strict_int(rule: str, resource: str, value: Any, minimum: int, maximum: int) -> int:
-    """An integer given as such (a count, not a size): 2.5 retries is a mistake, not 3."""
-    number = _number(rule, resource, value, f"a whole number from {minimum} to {maximum}")
-    if number != int(number) or not minimum <= number <= maximum:
-        raise JobSpecError(
-            rule,
-            resource,
-            value,
-            f"is invalid: expected a whole number from {minimum} to {maximum}",
-        )
-    return int(number)
-
-
-def _cpus(job: JobExecutorInterface, rule: str) -> int:
-    if job.is_group():
-        return _whole(rule, "_cores", job.resources.get("_cores", 1), "a number of cores >= 1", 1)
-    return _whole(rule, "threads", job.threads, "a number of threads >= 1", 1)
-
-
-def _size_gb(job: JobExecutorInterface, rule: str, kind: str) -> int | None:
-    """``<kind>_mib`` (or ``<kind>_mb``) rounded up to whole GiB, at least 1."""
-    # Snakemake derives each of the pair from the other; check the one users usually write
-    # first, so the message quotes their value, and compute from the exact binary one.
-    mib = None
-    for name, mib_per_unit in ((f"{kind}_mb", 1e6 / 2**20), (f"{kind}_mib", 1.0)):
-        value = job.resources.get(name)
-        if value is None:
-            continue
-        mib = _number(rule, name, value, "a size in megabytes (a number >= 0)") * mib_per_unit
-        if math.ceil(mib / 1024) > MAX_INTEGER:
-            raise JobSpecError(rule, name, value, "is too large")
-    if mib is None:
-        return None
-    return max(1, math.ceil(mib / 1024))
-
-
-def _memory_gb(job: JobExecutorInterface, rule: str) -> int:
-    return _size_gb(job, rule, "mem") or 1
-
-
-def _disk_gb(job: JobExecutorInterface, rule: str) -> int:
-    # The server needs disk (it crashes without it), so a default is always sent.
-    return _size_gb(job, rule, "disk") or DEFAULT_DISK_GB
-
-
-def _walltime_minutes(job: JobExecutorInterface, rule: str) -> int | None:
-    value = job.resources.get("runtime")
-    if value is None or (not isinstance(value, bool) and value == 0):
-        return None
-    return _whole(rule, "runtime", value, "a duration in minutes >= 1", 1)
-
-
-def _nodes(job: JobExecutorInterface, rule: str) -> int:
-    value = job.resources.get("nodes")
-    if value is None:
-        return 1
-    return _strict_int(rule, "nodes", value, 1, MAX_INTEGER)
-
-
 # --- task ------------------------------------------------------------------------------
 
 
@@ -361,7 +259,7 @@ def _add_mpi(
                 extra["prominence_procs_per_node"],
                 "needs prominence_mpi",
             )
-        task["procsPerNode"] = _strict_int(
+        task["procsPerNode"] = strict_int(
             rule,
             "prominence_procs_per_node",
             extra["prominence_procs_per_node"],
@@ -388,16 +286,16 @@ def _policies(rule: str, extra: Mapping[str, Any], defaults: JobDefaults) -> dic
     policies: dict[str, Any] = {}
     retries = extra.get("prominence_max_retries", defaults.max_retries)
     if retries is not None:
-        retries = _strict_int(rule, "prominence_max_retries", retries, 0, MAX_RETRIES)
+        retries = strict_int(rule, "prominence_max_retries", retries, 0, MAX_RETRIES)
         if retries:
             policies["maximumRetries"] = retries
     queue = extra.get("prominence_max_time_in_queue", defaults.max_time_in_queue)
     if queue is not None:
-        policies["maximumTimeInQueue"] = _strict_int(
+        policies["maximumTimeInQueue"] = strict_int(
             rule, "prominence_max_time_in_queue", queue, 0, MAX_TIME_IN_QUEUE_MINUTES
         )
     if "prominence_priority" in extra:
-        policies["priority"] = _strict_int(
+        policies["priority"] = strict_int(
             rule, "prominence_priority", extra["prominence_priority"], 0, MAX_INTEGER
         )
     requirements = {}
