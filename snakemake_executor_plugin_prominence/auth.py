@@ -20,6 +20,7 @@ from pathlib import Path
 
 DEFAULT_TOKEN_FILE = Path("~/.prominence/token")
 EXPIRY_WARNING_SECONDS = 3600
+SETTING_SOURCE = "--prominence-token (command line or profile)"
 NEW_TOKEN_HINT = (
     "Get a new one with `prominence login` (or your site's token refresh command) and "
     "save it to the token file, or set PROMINENCE_TOKEN."
@@ -134,7 +135,9 @@ class TokenProvider:
 
     def _resolve(self) -> Token:
         if self._explicit:
-            return Token(self._explicit, "--prominence-token / SNAKEMAKE_PROMINENCE_TOKEN")
+            if self._environ.get("SNAKEMAKE_PROMINENCE_TOKEN", "").strip() == self._explicit:
+                return Token(self._explicit, "the SNAKEMAKE_PROMINENCE_TOKEN environment variable")
+            return Token(self._explicit, SETTING_SOURCE)
         env_token = self._environ.get("PROMINENCE_TOKEN", "").strip()
         if env_token:
             return Token(env_token, "the PROMINENCE_TOKEN environment variable")
@@ -173,6 +176,12 @@ def token_warnings(token: Token, token_file: Path, now: float | None = None) -> 
             f"The PROMINENCE token from {token.source} expires in {left / 60:.0f} minutes. "
             "When it does, the plugin re-reads it once; refresh it in time "
             f"({NEW_TOKEN_HINT})"
+        )
+    if token.source == SETTING_SOURCE:
+        warnings.append(
+            "The PROMINENCE token was given with --prominence-token: it is now in your shell "
+            "history or profile, and in Snakemake's record of the command line under "
+            ".snakemake/log/. Prefer PROMINENCE_TOKEN or the token file."
         )
     if token.source.startswith("the token file") and not token_file_is_private(token_file):
         warnings.append(

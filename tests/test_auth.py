@@ -112,3 +112,15 @@ def test_warnings_for_soon_expiring_tokens_and_readable_files(tmp_path):
     later = Token(make_jwt({"exp": time.time() + 7200}), f"the token file {path}")
     assert token_warnings(later, path) == []
     assert token_warnings(Token("opaque", "the PROMINENCE_TOKEN environment variable"), path) == []
+
+
+def test_where_a_setting_token_came_from(tmp_path):
+    from snakemake_executor_plugin_prominence.auth import SETTING_SOURCE, token_warnings
+
+    from_env = TokenProvider("abc", None, {"SNAKEMAKE_PROMINENCE_TOKEN": "abc"}).current()
+    assert from_env.source == "the SNAKEMAKE_PROMINENCE_TOKEN environment variable"
+    assert token_warnings(from_env, tmp_path / "none") == []
+    from_flag = TokenProvider("abc", None, {}).current()
+    assert from_flag.source == SETTING_SOURCE
+    (warning,) = token_warnings(from_flag, tmp_path / "none")
+    assert "Prefer PROMINENCE_TOKEN or the token file" in warning
