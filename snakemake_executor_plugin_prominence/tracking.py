@@ -1,8 +1,9 @@
-"""What a PROMINENCE job's status means for Snakemake, in plain words.
+"""What a PROMINENCE job's status means for Snakemake, in plain words, and the status cycle.
 
-Pure functions: a listing entry or a detailed job (as the server returns them) in, a verdict
-out. PROMINENCE reports ``completed`` even when the task exited non-zero, so success needs
-every task's exit code to be 0 (read from the detailed job).
+The verdict functions are pure: a detailed job (as the server returns it) in, a verdict out.
+PROMINENCE reports ``completed`` even when the task exited non-zero, so success needs every
+task's exit code to be 0. :class:`JobTracker` runs one status check over many jobs with a
+handful of batched requests, and never loses a job to a failed request.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def exit_codes(job: Mapping[str, Any]) -> tuple[int | None, ...]:
 
 
 def verdict(job: Mapping[str, Any]) -> Verdict:
-    """Judge a detailed job (``GET /jobs/<id>``) that has reached a terminal status."""
+    """Judge a detailed job (``GET /jobs/<id>`` or ``?id=...&detail``) that has finished."""
     status = str(job.get("status", "unknown"))
     codes = exit_codes(job)
     if status == "completed" and codes and all(code == 0 for code in codes):
@@ -99,7 +100,7 @@ def failure_message(job: Mapping[str, Any], codes: tuple[int | None, ...] | None
             if len(nonzero) == 1
             else (" with exit codes " + ", ".join(map(str, nonzero)))
         )
-    elif status == "completed" and not codes:
+    elif status == "completed" and (not codes or None in codes):
         text += " but PROMINENCE reported no exit code"
     site = (job.get("execution") or {}).get("site")
     if site:

@@ -81,6 +81,17 @@ def plugin_env(url: str, token: str) -> dict[str, str]:
 
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example-workflow"
+#: What the example workflow produces under results/ (3 samples).
+EXAMPLE_RESULTS = [
+    "counts/alpha.tsv",
+    "counts/beta.tsv",
+    "counts/gamma.tsv",
+    "reads/alpha.fa",
+    "reads/beta.fa",
+    "reads/gamma.fa",
+    "report.txt",
+    "summary.tsv",
+]
 
 
 def copy_example(destination: Path) -> Path:

@@ -27,7 +27,7 @@ import pytest
 from snakemake_interface_common.plugin_registry.plugin import TaggedSettings
 
 from tests import test_conformance
-from tests.processes import copy_example, files_under, run_snakemake
+from tests.processes import EXAMPLE_RESULTS, copy_example, files_under, run_snakemake
 from tests.s3server import S3Server
 
 pytestmark = pytest.mark.e2e
@@ -131,16 +131,7 @@ def example_run(s3, emulator, tmp_path_factory):
 def test_example_workflow_on_s3_matches_a_local_run(s3, example_run):
     stored = s3.objects(example_run.bucket, f"{example_run.prefix}/")
     expected = files_under(example_run.local / "results")
-    assert sorted(expected) == [
-        "counts/alpha.tsv",
-        "counts/beta.tsv",
-        "counts/gamma.tsv",
-        "reads/alpha.fa",
-        "reads/beta.fa",
-        "reads/gamma.fa",
-        "report.txt",
-        "summary.tsv",
-    ]
+    assert sorted(expected) == EXAMPLE_RESULTS
     results = {k[len("results/") :]: v for k, v in stored.items() if k.startswith("results/")}
     assert results == expected  # byte for byte
     logs = {k[len("logs/") :]: v for k, v in stored.items() if k.startswith("logs/")}

@@ -48,6 +48,7 @@ def test_success_needs_completed_and_every_exit_code_zero():
         (detail("completed", codes=(3,)), "completed with exit code 3"),
         (detail("completed", codes=(1, 2)), "completed with exit codes 1, 2"),
         (detail("completed", codes=()), "completed but PROMINENCE reported no exit code"),
+        (detail("completed", codes=(0, None)), "completed but PROMINENCE reported no exit code"),
         (
             detail("killed", "Walltime limit exceeded", codes=(), resources={"walltime": 5}),
             "killed: Walltime limit exceeded (walltime 5 min from resources.runtime)",
