@@ -48,6 +48,8 @@ class Executor(RemoteExecutor):
         )
         self._first_token = self._client.tokens.current().value
         self._auth_failure = ""
+        #: a submission ended without knowing whether its job exists: look for strays at the end
+        self._unclear_submissions = False
         self._submitter = submission.Submitter(
             self._client, settings.submit_concurrency, created=self._created
         )
@@ -104,6 +106,8 @@ class Executor(RemoteExecutor):
                     self._submitter.stop()
                 self._fail(SubmittedJobInfo(job), self._auth_failure)
             except (ProminenceError, submission.SubmissionCancelled, CancelledError) as e:
+                if isinstance(e, submission.SubmissionUnclear):
+                    self._unclear_submissions = True
                 if self._auth_failure:
                     self._fail(SubmittedJobInfo(job), self._auth_failure)
                     continue
@@ -258,8 +262,39 @@ class Executor(RemoteExecutor):
                 )
         with self._unfinished_lock:
             self._unfinished.clear()
+        self._delete_strays()
+
+    def _delete_strays(self) -> None:
+        """Delete active jobs of this run that the plugin does not track: jobs whose
+        submission ended without an answer (the server may have created them anyway)."""
+        try:
+            active = self._client.find_jobs(self._run.run_constraint)
+        except ProminenceError as e:
+            self.logger.warning(
+                f"Could not look for untracked jobs of this run: {e}. List them with "
+                f"`prominence list --constraint {self._run.run_constraint}`."
+            )
+            return
+        with self._unfinished_lock:
+            known = set(self._unfinished)
+        strays = sorted(
+            job["id"]
+            for job in active
+            if job.get("id") not in known and job.get("status") in tracking.ACTIVE_STATUSES
+        )
+        if not strays:
+            return
+        self.logger.warning(f"Deleting {len(strays)} untracked PROMINENCE job(s) of this run.")
+        for chunk in tracking.url_chunks(strays):
+            try:
+                self._client.delete_jobs(chunk)
+            except ProminenceError as e:
+                self.logger.error(f"Could not delete PROMINENCE jobs {chunk}: {e}")
 
     def shutdown(self) -> None:
+        if getattr(self, "_unclear_submissions", False):
+            self._unclear_submissions = False
+            self._delete_strays()
         super().shutdown()
         submitter = getattr(self, "_submitter", None)
         if submitter is not None:

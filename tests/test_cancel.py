@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from snakemake_executor_plugin_prominence.auth import TokenProvider
+from snakemake_executor_plugin_prominence.client import ProminenceClient
 from tests.processes import BIN, plugin_args, plugin_env
 
 pytestmark = pytest.mark.e2e
@@ -43,18 +45,31 @@ def test_sigint_deletes_all_unfinished_jobs(tmp_path, emulator):
             time.sleep(0.2)
         else:
             raise AssertionError("the jobs never all ran")
+        # A job of this run the plugin does not track, as when a submission's answer was lost
+        # and the server could not be asked about it: the cancellation must find it too.
+        run_id = next(iter(ours))["labels"]["snakemakerun"]
+        client = ProminenceClient(emulator.url, TokenProvider("cancel-token", None, {}))
+        stray = client.create_job(
+            {
+                "resources": {"cpus": 1, "memory": 1, "disk": 1, "nodes": 1},
+                "tasks": [{"image": "busybox", "runtime": "singularity", "cmd": "sleep 300"}],
+                "labels": {"snakemakerun": run_id},
+            }
+        )
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
 
-    ours = [job for job in emulator.jobs() if job["id"] not in before]
+    ours = [job for job in emulator.jobs() if job["id"] not in before and job["id"] != stray]
     assert len(ours) == 3
     # Cancelled by the plugin, not just gone: each job ends as deleted by the user.
     assert {job["status"] for job in ours} == {"deleted"}, output[-3000:]
     assert {job.get("statusReason") for job in ours} == {"Job deleted by user"}
     assert "Deleting 3 unfinished PROMINENCE job(s)" in output
+    assert "Deleting 1 untracked PROMINENCE job(s) of this run." in output
+    assert emulator.wait(stray, statuses={"deleted"})["statusReason"] == "Job deleted by user"
 
 
 def test_sigint_in_the_middle_of_a_submission_batch_orphans_nothing(tmp_path):
