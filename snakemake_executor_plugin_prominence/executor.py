@@ -248,27 +248,20 @@ class Executor(RemoteExecutor):
         # Snakemake's own list misses jobs that are being polled right now; ours does not.
         with self._unfinished_lock:
             ids = set(self._unfinished)
-        ids.update(int(info.external_jobid) for info in active_jobs if info.external_jobid)
-        if not ids:
-            return
-        self.logger.info(f"Deleting {len(ids)} unfinished PROMINENCE job(s) of this run...")
-        for chunk in tracking.url_chunks(sorted(ids)):
-            try:
-                self._client.delete_jobs(chunk)
-            except ProminenceError as e:
-                self.logger.error(
-                    f"Could not delete PROMINENCE jobs {', '.join(map(str, chunk))}: {e}. "
-                    f"List them with `prominence list --constraint {self._run.run_constraint}`."
-                )
-        with self._unfinished_lock:
             self._unfinished.clear()
-        self._delete_strays()
+        ids.update(int(info.external_jobid) for info in active_jobs if info.external_jobid)
+        if ids:
+            self.logger.info(f"Deleting {len(ids)} unfinished PROMINENCE job(s) of this run...")
+            runinfo.delete_in_chunks(
+                self._client, sorted(ids), self.logger, self._run.run_constraint
+            )
+        self._delete_strays(already_deleted=ids)
 
-    def _delete_strays(self) -> None:
+    def _delete_strays(self, already_deleted: set[int] = frozenset()) -> None:
         """Delete active jobs of this run that the plugin does not track: jobs whose
         submission ended without an answer (the server may have created them anyway)."""
         try:
-            active = self._client.find_jobs(self._run.run_constraint)
+            active = runinfo.active_job_ids(self._client, self._run.run_constraint)
         except ProminenceError as e:
             self.logger.warning(
                 f"Could not look for untracked jobs of this run: {e}. List them with "
@@ -276,20 +269,11 @@ class Executor(RemoteExecutor):
             )
             return
         with self._unfinished_lock:
-            known = set(self._unfinished)
-        strays = sorted(
-            job["id"]
-            for job in active
-            if job.get("id") not in known and job.get("status") in tracking.ACTIVE_STATUSES
-        )
-        if not strays:
-            return
-        self.logger.warning(f"Deleting {len(strays)} untracked PROMINENCE job(s) of this run.")
-        for chunk in tracking.url_chunks(strays):
-            try:
-                self._client.delete_jobs(chunk)
-            except ProminenceError as e:
-                self.logger.error(f"Could not delete PROMINENCE jobs {chunk}: {e}")
+            known = set(self._unfinished) | set(already_deleted)
+        strays = [job_id for job_id in active if job_id not in known]
+        if strays:
+            self.logger.warning(f"Deleting {len(strays)} untracked PROMINENCE job(s) of this run.")
+            runinfo.delete_in_chunks(self._client, strays, self.logger, self._run.run_constraint)
 
     def shutdown(self) -> None:
         if getattr(self, "_unclear_submissions", False):

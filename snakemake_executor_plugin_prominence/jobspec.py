@@ -42,12 +42,11 @@ MAX_RETRIES = 6
 MAX_TIME_IN_QUEUE_MINUTES = 44640
 MAX_NAME_LENGTH = 512
 MAX_LABEL_LENGTH = 512
-DEFAULT_DISK_GB = resources.DEFAULT_DISK_GB
 
 LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
 LABEL_VALUE_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+$")
-_NOT_NAME_CHAR = re.compile(r"[^A-Za-z0-9_./-]")
-_NOT_LABEL_VALUE_CHAR = re.compile(r"[^A-Za-z0-9_./-]")
+#: Characters allowed in names and label values alike (a subset of both server patterns).
+_UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9_./-]")
 
 
 @dataclass(frozen=True)
@@ -120,13 +119,13 @@ def rule_label(job: JobExecutorInterface) -> str:
 
 def job_name(job: JobExecutorInterface) -> str:
     """``snakejob.<rule>.<jobid>``, within the server's name pattern and length."""
-    name = _NOT_NAME_CHAR.sub("_", f"snakejob.{job.name}.{job.jobid}")
+    name = _UNSAFE_CHAR.sub("_", f"snakejob.{job.name}.{job.jobid}")
     return name[:MAX_NAME_LENGTH]
 
 
 def label_value(value: Any) -> str:
     """Any value made into a valid label value (non-empty, restricted characters)."""
-    text = _NOT_LABEL_VALUE_CHAR.sub("_", str(value))[:MAX_LABEL_LENGTH]
+    text = _UNSAFE_CHAR.sub("_", str(value))[:MAX_LABEL_LENGTH]
     return text or "_"
 
 
@@ -138,12 +137,12 @@ def parse_label_pairs(text: str | None, source: str) -> dict[str, str]:
         if not item:
             continue
         key, sep, value = item.partition("=")
-        if not sep or not LABEL_KEY_PATTERN.match(key) or len(key) > MAX_LABEL_LENGTH:
+        if not sep or not _valid_label_key(key):
             raise ValueError(
                 f"{source}: label {item!r} is invalid: expected key=value with a key of "
                 "letters and digits only"
             )
-        if not LABEL_VALUE_PATTERN.match(value) or len(value) > MAX_LABEL_LENGTH:
+        if not _valid_label_value(value):
             raise ValueError(
                 f"{source}: label value {value!r} is invalid: use letters, digits and _ - . /"
             )
@@ -271,12 +270,20 @@ def _add_mpi(
 # --- labels and policies ---------------------------------------------------------------
 
 
+def _valid_label_key(key: str) -> bool:
+    return bool(LABEL_KEY_PATTERN.match(key)) and len(key) <= MAX_LABEL_LENGTH
+
+
+def _valid_label_value(value: str) -> bool:
+    return bool(LABEL_VALUE_PATTERN.match(value)) and len(value) <= MAX_LABEL_LENGTH
+
+
 def _labels(rule: str, labels: Mapping[str, str]) -> dict[str, str]:
     checked: dict[str, str] = {}
     for key, value in labels.items():
-        if not LABEL_KEY_PATTERN.match(key) or len(key) > MAX_LABEL_LENGTH:
+        if not _valid_label_key(key):
             raise JobSpecError(rule, "label", key, "is not a valid label name")
-        if not LABEL_VALUE_PATTERN.match(value) or len(value) > MAX_LABEL_LENGTH:
+        if not _valid_label_value(value):
             raise JobSpecError(rule, "label", f"{key}={value}", "is not a valid label value")
         checked[key] = value
     return checked

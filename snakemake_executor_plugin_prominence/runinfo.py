@@ -75,17 +75,12 @@ def handle_leftovers(
     ``AuthenticationError``; any other failure to look is only a warning.
     """
     try:
-        leftovers = client.find_jobs(run.workdir_constraint)
+        ids = active_job_ids(client, run.workdir_constraint)
     except AuthenticationError:
         raise  # the token is refused: nothing will work, say so before submitting
     except ProminenceError as e:
         logger.warning(f"Could not check PROMINENCE for jobs left by an earlier run: {e}")
         return []
-    ids = sorted(
-        job["id"]
-        for job in leftovers
-        if isinstance(job.get("id"), int) and job.get("status") in tracking.ACTIVE_STATUSES
-    )
     if not ids:
         return []
     shown = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
@@ -97,18 +92,37 @@ def handle_leftovers(
             f"`prominence list --constraint {run.workdir_constraint}`."
         )
         return ids
+    deleted = delete_in_chunks(client, ids, logger, run.workdir_constraint)
+    logger.warning(
+        f"Deleted {deleted} PROMINENCE job(s) left running by an earlier run of this workflow "
+        f"directory: {shown}."
+    )
+    return ids
+
+
+def active_job_ids(client: ProminenceClient, constraint: str) -> list[int]:
+    """Ids of the caller's jobs with this label that are still queued or running."""
+    return sorted(
+        job["id"]
+        for job in client.find_jobs(constraint)
+        if isinstance(job.get("id"), int) and job.get("status") in tracking.ACTIVE_STATUSES
+    )
+
+
+def delete_in_chunks(client: ProminenceClient, ids: list[int], logger: Any, constraint: str) -> int:
+    """``DELETE /jobs?id=...`` per chunk; a failed chunk is logged with the command that lists
+    the jobs (by ``constraint``), never raised. Returns how many were in chunks deleted."""
     deleted = 0
     for chunk in tracking.url_chunks(ids):
         try:
             if client.delete_jobs(chunk):
                 deleted += len(chunk)
         except ProminenceError as e:
-            logger.error(f"Could not delete leftover PROMINENCE jobs {chunk}: {e}")
-    logger.warning(
-        f"Deleted {deleted} PROMINENCE job(s) left running by an earlier run of this workflow "
-        f"directory: {shown}."
-    )
-    return ids
+            logger.error(
+                f"Could not delete PROMINENCE jobs {', '.join(map(str, chunk))}: {e}. "
+                f"List them with `prominence list --constraint {constraint}`."
+            )
+    return deleted
 
 
 def default_snakemake_image() -> str:

@@ -33,8 +33,6 @@ class Verdict:
 
     success: bool
     message: str
-    status: str
-    exit_codes: tuple[int | None, ...] = ()
 
 
 def is_finished(listing_entry: Mapping[str, Any]) -> bool:
@@ -77,8 +75,8 @@ def verdict(job: Mapping[str, Any]) -> Verdict:
     status = str(job.get("status", "unknown"))
     codes = exit_codes(job)
     if status == "completed" and codes and all(code == 0 for code in codes):
-        return Verdict(True, "completed with exit code 0", status, codes)
-    return Verdict(False, failure_message(job, codes), status, codes)
+        return Verdict(True, "completed with exit code 0")
+    return Verdict(False, failure_message(job, codes))
 
 
 def failure_message(job: Mapping[str, Any], codes: tuple[int | None, ...] | None = None) -> str:

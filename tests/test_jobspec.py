@@ -8,7 +8,7 @@ import string
 
 import pytest
 
-from snakemake_executor_plugin_prominence import jobspec
+from snakemake_executor_plugin_prominence import jobspec, resources
 from snakemake_executor_plugin_prominence.jobspec import JobDefaults, JobSpecError, build
 from tests.jobs import FakeGroupJob, FakeJob
 
@@ -71,9 +71,8 @@ def test_disk_rounds_up_to_whole_gb(mib, gb):
 
 
 def test_disk_is_always_sent_because_the_server_crashes_without_it():
-    resources = {"_cores": 1}
-    spec = make(FakeJob(resources=resources))
-    assert spec["resources"]["disk"] == jobspec.DEFAULT_DISK_GB
+    spec = make(FakeJob(resources={"_cores": 1}))
+    assert spec["resources"]["disk"] == resources.DEFAULT_DISK_GB
     assert spec["resources"]["memory"] == 1
 
 
