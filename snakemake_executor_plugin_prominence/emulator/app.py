@@ -18,9 +18,14 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from .config import MAX_BODY_BYTES
 from .core import EmulatorCore, SubmissionRejected
 from .listing import ListError, parse_query, select
+from .oidc import TokenError
 from .sandbox import ERR_FILE, OUT_FILE
 
 log = logging.getLogger(__name__)
+
+#: Where the emulated identity provider answers; ``PROMINENCE_OIDC_URL`` is the root URL plus
+#: this, and its token endpoint is that plus ``/token`` (as the official CLI builds it).
+OIDC_PATH = "/_emulator/oidc"
 
 
 class _EmulatorFlask(Flask):
@@ -183,6 +188,28 @@ def create_app(core: EmulatorCore) -> Flask:
     @app.get("/_emulator/stats")
     def emulator_stats() -> Any:
         return jsonify(core.stats_payload())
+
+    # The identity provider lives beside the API, not behind it: an API outage (faults,
+    # latency) does not take it down, as a real identity provider is another service.
+    @app.post(OIDC_PATH + "/token")
+    def oidc_token() -> Any:
+        auth = request.authorization
+        basic = None
+        if auth is not None and auth.type == "basic":
+            basic = (auth.username or "", auth.password or "")
+        answer = core.idp.grant(request.form, basic)
+        if isinstance(answer, TokenError):
+            return jsonify(answer.body()), answer.status
+        return jsonify(answer)
+
+    @app.post("/_emulator/login")
+    def emulator_login() -> Any:
+        """What `prominence login` would save to ~/.prominence/token, for user ``user``."""
+        return jsonify(core.idp.login(request.args.get("user") or "emulator-user"))
+
+    @app.post("/_emulator/expire-tokens")
+    def emulator_expire_tokens() -> Any:
+        return jsonify({"expired": core.idp.expire_all()})
 
     if core.config.prefix:
         app.add_url_rule("/health", "root_health", health)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 
 from .config import DEFAULT_BARE_IMAGES
+from .oidc import parse_clients
 from .server import Emulator
 
 log = logging.getLogger("prominence-emulator")
@@ -114,6 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report queued jobs as 'pending' instead of 'idle' (as the EOSC service does)",
     )
+    add(
+        "--token-lifetime",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="lifetime in seconds of the access tokens its identity provider issues at "
+        "<root>/_emulator/oidc/token (default: %(default)s)",
+    )
+    add(
+        "--oidc-client",
+        action="append",
+        dest="oidc_clients",
+        default=[],
+        metavar="ID:SECRET",
+        help="a client the token endpoint accepts (repeatable); default: any client",
+    )
     add("--log-requests", action="store_true", help="log every HTTP request on stderr")
     add("-v", "--verbose", action="store_true", help="log every job and injected fault on stderr")
     return parser
@@ -121,7 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the emulator in the foreground; returns the exit status (0 after SIGINT/SIGTERM)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        clients = parse_clients(args.oidc_clients)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -146,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass_env=args.pass_env,
         pending_state=args.pending_state,
         log_requests=args.log_requests,
+        token_lifetime=args.token_lifetime,
+        oidc_clients=clients,
     )
     stop = threading.Event()
 
@@ -173,6 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.time_scale,
         "; instant mode" if config.instant else "",
         f"; fault rate {config.fault_rate}" if config.fault_rate else "",
+    )
+    log.info(
+        "identity provider: %s (token endpoint %s/token), access tokens live %g s",
+        emulator.oidc_url,
+        emulator.oidc_url,
+        config.token_lifetime,
     )
     print(READY_LINE.format(url=emulator.url), flush=True)
     try:

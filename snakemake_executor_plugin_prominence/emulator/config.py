@@ -67,6 +67,10 @@ class EmulatorConfig:
     site: str = "Emulator-Local"
     pending_state: bool = False
     log_requests: bool = False
+    #: lifetime of the access tokens the emulated identity provider issues
+    token_lifetime: float = 3600.0
+    #: client id -> secret accepted by the token endpoint (empty: any client)
+    oidc_clients: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prefix", normalise_prefix(self.prefix))
@@ -82,6 +86,9 @@ class EmulatorConfig:
             raise ValueError("fault_rate must be between 0 and 1")
         if self.latency < 0 or self.job_seconds < 0:
             raise ValueError("latency and job_seconds must not be negative")
+        if not (self.token_lifetime > 0 and math.isfinite(self.token_lifetime)):
+            raise ValueError("token_lifetime must be a positive number of seconds")
+        object.__setattr__(self, "oidc_clients", tuple(tuple(c) for c in self.oidc_clients))
         if not (self.time_scale > 0 and math.isfinite(self.time_scale)):
             raise ValueError("time_scale must be a positive number")
 

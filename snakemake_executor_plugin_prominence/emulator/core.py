@@ -16,6 +16,7 @@ from . import render, sandbox
 from .auth import Authenticator
 from .config import EmulatorConfig
 from .faults import RequestStats
+from .oidc import IdentityProvider
 from .runner import Runner
 from .store import JobRecord, JobStore
 from .submission import Inputs, backend_error, decode_inputs, demand, stored_description
@@ -45,7 +46,8 @@ class EmulatorCore:
         self.jobs_dir = state_dir / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.store = JobStore(first_id=_first_free_id(self.jobs_dir))
-        self.auth = Authenticator(config.tokens)
+        self.idp = IdentityProvider(dict(config.oidc_clients), config.token_lifetime)
+        self.auth = Authenticator(config.tokens, self.idp)
         self.stats = RequestStats()
         self.base_url = ""
         self._inputs: dict[int, Inputs] = {}
@@ -126,6 +128,7 @@ class EmulatorCore:
         """The ``/_emulator/stats`` document."""
         payload = self.stats.snapshot()
         payload["jobs"] = self.store.counts()
+        payload["auth"] = {"refused": self.auth.refused, **self.idp.snapshot()}
         payload["slots"] = {"cpus": self.config.total_cpus, "memory": self.config.total_memory}
         return payload
 

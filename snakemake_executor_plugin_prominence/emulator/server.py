@@ -18,7 +18,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from .app import create_app
+from .app import OIDC_PATH, create_app
 from .config import DEFAULT_BARE_IMAGES, EmulatorConfig
 from .core import EmulatorCore
 from .faults import FaultMiddleware, route_key
@@ -79,6 +79,8 @@ class Emulator:
         kill_grace: float = 2.0,
         pending_state: bool = False,
         log_requests: bool = False,
+        token_lifetime: float = 3600.0,
+        oidc_clients: dict[str, str] | None = None,
     ) -> None:
         self.config = EmulatorConfig(
             host=host,
@@ -100,6 +102,8 @@ class Emulator:
             kill_grace=kill_grace,
             pending_state=pending_state,
             log_requests=log_requests,
+            token_lifetime=token_lifetime,
+            oidc_clients=tuple((oidc_clients or {}).items()),
         )
         self.core: EmulatorCore | None = None
         self.state_dir: Path | None = None
@@ -204,6 +208,25 @@ class Emulator:
         """Base URL without the prefix (where ``/_emulator/stats`` lives)."""
         prefix = self.config.prefix
         return self.url[: -len(prefix)] if prefix else self.url
+
+    @property
+    def oidc_url(self) -> str:
+        """The emulated identity provider (``PROMINENCE_OIDC_URL``); tokens at ``+ "/token"``."""
+        return self.root_url + OIDC_PATH
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def login(self, user: str = "emulator-user") -> dict[str, Any]:
+        """A fresh token response (access and refresh token), as `prominence login` saves it."""
+        return self._core.idp.login(user)
+
+    def expire_tokens(self) -> int:
+        """Expire every access token issued so far; the API answers 401 to them from now on."""
+        return self._core.idp.expire_all()
+
+    def set_token_lifetime(self, seconds: float) -> None:
+        """Lifetime of the access tokens issued from now on."""
+        self._core.idp.set_lifetime(seconds)
 
     # -- inspection --------------------------------------------------------------------------
 
