@@ -51,6 +51,61 @@ class ExecutorSettings(ExecutorSettingsBase):
             "metavar": "PATH",
         },
     )
+    token_command: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Command that prints a fresh access token, e.g. 'oidc-token egi' "
+            "(oidc-agent). When set, it is the token source: it runs at start, again a few "
+            "minutes before the token expires, and when PROMINENCE refuses the token.",
+            "metavar": "CMD",
+        },
+    )
+    token_endpoint: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "OIDC token endpoint for renewing the token with the refresh token of the "
+            "token file. Default: $PROMINENCE_OIDC_URL/token (as the prominence CLI builds "
+            "it). The renewed token is written back to the token file.",
+            "metavar": "URL",
+        },
+    )
+    oidc_client_id: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "OIDC client id the refresh token was issued to. Default: "
+            "PROMINENCE_OIDC_CLIENT_ID, then ~/.prominence/client.",
+            "metavar": "ID",
+        },
+    )
+    oidc_client_secret: Optional[str] = field(
+        default=None,
+        repr=False,
+        metadata={
+            "help": "Secret of that OIDC client (prefer the environment variable). Default: "
+            "PROMINENCE_OIDC_CLIENT_SECRET, then ~/.prominence/client.",
+            "env_var": True,
+            "metavar": "SECRET",
+        },
+    )
+    max_token_wait: float = field(
+        default=1440,
+        metadata={
+            "help": "Minutes the run waits, paused, for a valid token once PROMINENCE refuses "
+            "it and renewing fails. Its jobs keep running meanwhile; new jobs wait. After "
+            "that the run stops (its jobs may still be running).",
+            "metavar": "MINUTES",
+            "type": float,
+        },
+    )
+    token_warning: float = field(
+        default=60,
+        metadata={
+            "help": "At start, warn when the token expires within this many minutes and "
+            "nothing can renew it.",
+            "metavar": "MINUTES",
+            "type": float,
+        },
+    )
     ca_bundle: Optional[Path] = field(
         default=None,
         metadata={

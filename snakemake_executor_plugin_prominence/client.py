@@ -72,7 +72,7 @@ def check_base_url(url: str) -> str:
             f"The PROMINENCE URL {url!r} is not an http(s) URL; expected e.g. "
             "https://eosc.prominence.cloud/api/v1"
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(
             f"Refusing to send the PROMINENCE token over plain HTTP to {parts.hostname}: "
             "use https:// (plain http:// is only allowed to a loopback address)"
@@ -80,7 +80,8 @@ def check_base_url(url: str) -> str:
     return url
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (where plain HTTP is acceptable)."""
     if host == "localhost":
         return True
     try:
@@ -220,7 +221,7 @@ class ProminenceClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         response = self._send(method, path, **kwargs)
         if response.status_code == 401 and self._token_was_refreshed(response):
-            # The user may have refreshed the token file in another terminal: try once more.
+            # Renewed, or refreshed by the user in another terminal: try once more.
             response = self._send(method, path, **kwargs)
         if response.status_code < 400:
             return response
@@ -244,13 +245,13 @@ class ProminenceClient:
         raise RequestRejected(message, response.status_code)
 
     def _token_was_refreshed(self, response: requests.Response) -> bool:
-        """Re-read the token source; True when it now holds another token than was sent."""
-        sent = response.request.headers.get("Authorization", "")
+        """After a 401: True when another token than the one sent is now available (the token
+        file was refreshed, or a renewer produced one)."""
+        sent = response.request.headers.get("Authorization", "").partition(" ")[2]
         try:
-            fresh = self.tokens.reload()
+            return self.tokens.after_refusal(sent) is not None
         except TokenError:
             return False
-        return f"Bearer {fresh.value}" != sent
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:

@@ -17,13 +17,17 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from snakemake_executor_plugin_prominence import auth, jobspec, logs, runinfo, submission, tracking
-from snakemake_executor_plugin_prominence.client import (
-    AuthenticationError,
-    ProminenceClient,
-    ProminenceError,
-    check_base_url,
+from snakemake_executor_plugin_prominence import (
+    auth,
+    jobspec,
+    logs,
+    pause,
+    runinfo,
+    startup,
+    submission,
+    tracking,
 )
+from snakemake_executor_plugin_prominence.client import AuthenticationError, ProminenceError
 from snakemake_executor_plugin_prominence.diagnostics import explain
 
 
@@ -31,23 +35,30 @@ class ProminenceOutage(WorkflowError):
     """PROMINENCE has not answered for longer than the configured limit."""
 
 
+class NoValidToken(WorkflowError):
+    """The run was paused for a token longer than the configured limit."""
+
+
+#: Seconds between token checks while the run is paused (a new token is picked up this fast).
+PAUSE_CHECK_SECONDS = 5.0
+
+
 class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
         # The status thread is already running: check_active_jobs must not rely on anything
         # set here while it has no jobs (it returns at once then).
         settings = self.workflow.executor_settings
-        _check_settings(settings)
+        startup.check_settings(settings)
         self._settings = settings
-        self._client = _make_client(settings, self.logger)
+        self._client = startup.make_client(settings, self.logger)
         self._run = runinfo.RunLabels.new(os.getcwd())
-        self._defaults = _job_defaults(settings, self._run, self._default_image())
+        self._defaults = startup.job_defaults(settings, self._run, self._default_image())
         self._install_prefix = (
             runinfo.storage_plugin_install_command()
             if settings.storage_plugins == "install"
             else ""
         )
-        self._first_token = self._client.tokens.current().value
-        self._auth_failure = ""
+        self._pause = pause.TokenPause(settings.max_token_wait * 60)
         #: a submission ended without knowing whether its job exists: look for strays at the end
         self._unclear_submissions = False
         self._submitter = submission.Submitter(
@@ -82,7 +93,7 @@ class Executor(RemoteExecutor):
         self._submit(jobs)
 
     def _submit(self, jobs: list[JobExecutorInterface]) -> None:
-        pending = []
+        ready = []
         for job in jobs:
             try:
                 description = jobspec.build(
@@ -95,22 +106,33 @@ class Executor(RemoteExecutor):
             except jobspec.JobSpecError as e:
                 self._fail(SubmittedJobInfo(job), f"{e}\nNothing was submitted. ")
                 continue
+            ready.append((job, description, False))
+        if self._pause.hold_if_paused(ready):
+            self.logger.debug(f"{len(ready)} job(s) held until PROMINENCE accepts the token.")
+            return
+        self._send(ready)
+
+    def _send(self, ready: list[tuple[JobExecutorInterface, dict[str, Any], bool]]) -> None:
+        """POST on the pool; report each job from this thread. Jobs refused for the token are
+        held (with whether an earlier try may have created them) and the run pauses."""
+        pending = []
+        for job, description, look_first in ready:
             image = description["tasks"][0]["image"]
-            pending.append((job, self._submitter.submit(description, tag=(job, image))))
-        for job, future in pending:
+            tag = (job, image)
+            future = self._submitter.submit(description, tag=tag, look_first=look_first)
+            pending.append((job, description, future))
+        refused: list[tuple[JobExecutorInterface, dict[str, Any], bool]] = []
+        refusal: AuthenticationError | None = None
+        for job, description, future in pending:
             try:
                 prominence_id = future.result()
             except AuthenticationError as e:
-                if not self._auth_failure:
-                    self._auth_failure = self._auth_message(e, "Stopped submitting")
-                    self._submitter.stop()
-                self._fail(SubmittedJobInfo(job), self._auth_failure)
+                may_exist = isinstance(e, submission.RefusedAfterUnclearSubmission)
+                refused.append((job, description, may_exist))
+                refusal = e
             except (ProminenceError, submission.SubmissionCancelled, CancelledError) as e:
                 if isinstance(e, submission.SubmissionUnclear):
                     self._unclear_submissions = True
-                if self._auth_failure:
-                    self._fail(SubmittedJobInfo(job), self._auth_failure)
-                    continue
                 self._fail(SubmittedJobInfo(job), f"PROMINENCE did not accept the job: {e}\n")
             else:
                 with self._unfinished_lock:
@@ -119,6 +141,8 @@ class Executor(RemoteExecutor):
                     continue
                 self.report_job_submission(info)
                 self.logger.debug(f"Job {job.jobid} is PROMINENCE job {prominence_id}.")
+        if refusal is not None:
+            self._enter_pause(refusal, refused)
 
     def _created(self, tag: tuple[JobExecutorInterface, str], prominence_id: int) -> None:
         """Called on a submission thread the moment a job exists: register it at once, so a
@@ -136,25 +160,83 @@ class Executor(RemoteExecutor):
     async def check_active_jobs(
         self, active_jobs: list[SubmittedJobInfo]
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
-        if not active_jobs:
+        # Called from the start, also before __post_init__ has run: only act once it has.
+        paused = getattr(self, "_pause", None)
+        if not active_jobs and (paused is None or not paused.active):
             return
         by_id = {int(info.external_jobid): info for info in active_jobs}
+        result = None
         try:
-            result = await self._tracker.cycle(list(by_id))
-            self._report(result, by_id)
+            if by_id:
+                result = await self._tracker.cycle(list(by_id))
+                self._report(result, by_id)
+            else:  # paused with nothing to track: does the token work again?
+                self._client.find_jobs(self._run.run_constraint)
+            if self._pause.active:
+                self._resume()
         except AuthenticationError as e:
-            # Ends the run without cancelling (which needs the token too).
-            raise WorkflowError(self._auth_message(e, "Stopped")) from None
+            self._enter_pause(e)
         except Exception as e:  # an exception here would end Snakemake's status loop
             self.logger.error(f"PROMINENCE status check failed, will retry: {e!r}")
             result = None
+        if self._pause.active:
+            self._remind_or_give_up()
         self._check_outage()
         for info in by_id.values():
             if self._is_unfinished(info):
                 yield info
-        self.next_seconds_between_status_checks = self._interval.after_cycle(
-            result is not None and result.changed
+        if self._pause.active:
+            self.next_seconds_between_status_checks = max(self._interval.floor, PAUSE_CHECK_SECONDS)
+        else:
+            self.next_seconds_between_status_checks = self._interval.after_cycle(
+                result is not None and result.changed
+            )
+
+    # --- the token pause -------------------------------------------------------------
+
+    def _enter_pause(
+        self,
+        error: AuthenticationError,
+        refused: list[tuple[JobExecutorInterface, dict[str, Any], bool]] | None = None,
+    ) -> None:
+        """Hold ``refused`` submissions and pause (saying so once, at once)."""
+        if self._pause.hold_and_begin(refused or []):
+            self.logger.warning(self._paused_message(error))
+
+    def _paused_message(self, error: Exception) -> str:
+        with self._unfinished_lock:
+            tracked = len(self._unfinished)
+        reason = str(error)
+        if self._client.tokens.last_renewal_error:
+            reason += f"; renewing it failed: {self._client.tokens.last_renewal_error}"
+        return pause.paused_message(
+            reason,
+            tracked,
+            self._pause.held,
+            str(self._client.tokens.token_file),
+            self._pause.max_wait_seconds,
         )
+
+    def _resume(self) -> None:
+        paused_for, held = self._pause.end()
+        self.logger.warning(pause.resumed_message(paused_for, len(held)))
+        if held:
+            self._send(held)
+
+    def _remind_or_give_up(self) -> None:
+        if self._pause.gave_up():
+            with self._unfinished_lock:
+                running = sorted(self._unfinished)
+            raise NoValidToken(
+                pause.gave_up_message(
+                    self._pause.waited(), running, self._pause.held, self._run.run_constraint
+                )
+            )
+        if self._pause.reminder_due():
+            self.logger.warning(
+                f"Still paused after {pause.minutes(self._pause.waited())}. "
+                + self._paused_message(Exception("PROMINENCE still refuses the token"))
+            )
 
     def _report(self, result: tracking.CycleResult, by_id: dict[int, SubmittedJobInfo]) -> None:
         if result.errors:
@@ -203,9 +285,9 @@ class Executor(RemoteExecutor):
             self._fail(info, f"{message}.\nLog: {path}\n", aux_logs=[path])
 
     def _secret_values(self) -> list[str]:
-        """What must never be written: every token used in this run, and the values of the
-        environment passed to jobs (storage credentials, --envvars)."""
-        return [self._first_token, self._client.tokens.current().value, *self.envvars().values()]
+        """What must never be written: every token used in this run, the renewal secrets, and
+        the values of the environment passed to jobs (storage credentials, --envvars)."""
+        return [*self._client.tokens.secret_values(), *self.envvars().values()]
 
     def _fail(
         self, info: SubmittedJobInfo, message: str, aux_logs: list[str] | None = None
@@ -219,13 +301,6 @@ class Executor(RemoteExecutor):
             self.report_job_error(info, msg=message, aux_logs=aux_logs)
         else:
             self.report_job_error(info, msg=message)
-
-    def _auth_message(self, error: AuthenticationError, what: str) -> str:
-        return (
-            f"{error}. {what}: re-reading the token did not help. {auth.NEW_TOKEN_HINT} Jobs "
-            "already submitted keep running; list them with "
-            f"`prominence list --all --constraint {self._run.run_constraint}`.\n"
-        )
 
     def _check_outage(self) -> None:
         down = self._tracker.unreachable_for()
@@ -245,6 +320,11 @@ class Executor(RemoteExecutor):
     def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
         # No new submissions; wait for those under way, so that their jobs get deleted too.
         self._submitter.stop()
+        if self._pause.active:
+            self._pause.end()  # held jobs were never submitted: nothing to delete
+            with self._unfinished_lock:
+                count = len(self._unfinished)
+            self.logger.warning(pause.cancel_while_paused_message(count, self._run.run_constraint))
         # Snakemake's own list misses jobs that are being polled right now; ours does not.
         with self._unfinished_lock:
             ids = set(self._unfinished)
@@ -305,62 +385,3 @@ class Executor(RemoteExecutor):
         # Snakemake's --container-image defaults to snakemake/snakemake:v<its version>.
         image = getattr(self.workflow.remote_execution_settings, "container_image", None)
         return image or runinfo.default_snakemake_image()
-
-
-def _check_settings(settings: Any) -> None:
-    """Numbers Snakemake's argument parsing lets through but that make no sense."""
-    for name, minimum in (
-        ("submit_concurrency", 1),
-        ("max_status_interval", 0),
-        ("max_outage", 0),
-    ):
-        value = getattr(settings, name)
-        if value < minimum:
-            flag = "--prominence-" + name.replace("_", "-")
-            raise WorkflowError(f"{flag} {value}: must be at least {minimum}.")
-
-
-def _make_client(settings: Any, logger: Any) -> ProminenceClient:
-    url = settings.url or os.environ.get("PROMINENCE_URL", "")
-    if not url.strip():
-        raise WorkflowError(
-            "No PROMINENCE URL: set --prominence-url (e.g. https://eosc.prominence.cloud/api/v1) "
-            "or the PROMINENCE_URL environment variable."
-        )
-    try:
-        base_url = check_base_url(url)
-    except ValueError as e:
-        raise WorkflowError(str(e)) from None
-    tokens = auth.TokenProvider(settings.token, settings.token_file)
-    try:
-        token = tokens.current()
-        auth.check_not_expired(token)
-    except auth.TokenError as e:
-        raise WorkflowError(str(e)) from None
-    for warning in auth.token_warnings(token, tokens.token_file):
-        logger.warning(warning)
-    if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
-        raise WorkflowError(f"--prominence-ca-bundle: {settings.ca_bundle} is not a file.")
-    return ProminenceClient(
-        base_url,
-        tokens,
-        verify=settings.ca_bundle or True,
-        # one pooled connection per concurrent submission, plus the status checks
-        pool_size=max(16, settings.submit_concurrency + 4),
-    )
-
-
-def _job_defaults(settings: Any, run: runinfo.RunLabels, image: str) -> jobspec.JobDefaults:
-    try:
-        user_labels = jobspec.parse_label_pairs(settings.labels, "--prominence-labels")
-    except ValueError as e:
-        raise WorkflowError(str(e)) from None
-    return jobspec.JobDefaults(
-        image=image,
-        runtime=settings.runtime,
-        max_retries=settings.max_retries,
-        max_time_in_queue=settings.max_time_in_queue,
-        sites=jobspec.split_list(settings.sites),
-        regions=jobspec.split_list(settings.regions),
-        labels={**user_labels, **run.labels()},
-    )

@@ -28,6 +28,11 @@ class SubmissionUnclear(ProminenceError):
     """We could not learn whether PROMINENCE created the job."""
 
 
+class RefusedAfterUnclearSubmission(AuthenticationError):
+    """The token was refused while we were asking whether an unanswered submission created the
+    job: it may exist, so a later try must look for it before submitting again."""
+
+
 def submit_once(
     client: ProminenceClient,
     description: dict[str, Any],
@@ -35,14 +40,20 @@ def submit_once(
     attempts: int = 8,
     backoff: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
+    look_first: bool = False,
 ) -> int:
     """POST ``description`` and return the id of the one job that carries its submission key.
 
     Raises ``RequestRejected``/``AuthenticationError`` when the server refused the job, and
-    ``ProminenceError`` when it still has no answer after ``attempts`` tries.
+    ``ProminenceError`` when it still has no answer after ``attempts`` tries. With
+    ``look_first``, an earlier try may have created the job: look for it before posting.
     """
     key = description["labels"][SUBMISSION_LABEL]
     constraint = f"{SUBMISSION_LABEL}={key}"
+    if look_first:
+        found = _ids_with(client, constraint)
+        if found is not None:
+            return found
     last_error: ProminenceError | None = None
     for attempt in range(attempts):
         if attempt:
@@ -54,23 +65,30 @@ def submit_once(
         except ProminenceError as e:
             last_error = e
         try:
-            found = client.find_jobs(constraint, include_finished=True)
-        except AuthenticationError:
-            raise
+            found = _ids_with(client, constraint)
+        except AuthenticationError as e:
+            raise RefusedAfterUnclearSubmission(str(e), e.status) from None
         except ProminenceError as e:
             raise SubmissionUnclear(
                 f"PROMINENCE gave no usable answer to the submission ({last_error}) and could "
                 f"not be asked whether it created the job ({e}); look for it with "
                 f"`prominence list --all --constraint {constraint}`"
             ) from None
-        ids = sorted(job["id"] for job in found if isinstance(job.get("id"), int))
-        if ids:
-            if len(ids) > 1:  # only possible if the server listed a job late; keep one
-                client.delete_jobs(ids[1:])
-            return ids[0]
+        if found is not None:
+            return found
         if isinstance(last_error, ServerError):
             break  # the server failed on this job and did not create it: do not insist
     raise ProminenceError(f"Submission failed after {attempt + 1} attempt(s): {last_error}")
+
+
+def _ids_with(client: ProminenceClient, constraint: str) -> int | None:
+    """The lowest id of a job carrying ``constraint``, or None. More than one is only possible
+    if the server listed a job late: the extra ones are deleted."""
+    found = client.find_jobs(constraint, include_finished=True)
+    ids = sorted(job["id"] for job in found if isinstance(job.get("id"), int))
+    if len(ids) > 1:
+        client.delete_jobs(ids[1:])
+    return ids[0] if ids else None
 
 
 class SubmissionCancelled(Exception):
@@ -100,17 +118,19 @@ class Submitter:
             max_workers=concurrency, thread_name_prefix="prominence-submit"
         )
 
-    def submit(self, description: dict[str, Any], tag: Any = None) -> Future[int]:
+    def submit(
+        self, description: dict[str, Any], tag: Any = None, look_first: bool = False
+    ) -> Future[int]:
         if self._stopped:
             future: Future[int] = Future()
             future.set_exception(SubmissionCancelled("submitting was stopped"))
             return future
-        return self._pool.submit(self._run, description, tag)
+        return self._pool.submit(self._run, description, tag, look_first)
 
-    def _run(self, description: dict[str, Any], tag: Any) -> int:
+    def _run(self, description: dict[str, Any], tag: Any, look_first: bool) -> int:
         if self._stopped:
             raise SubmissionCancelled("submitting was stopped")
-        job_id = submit_once(self._client, description)
+        job_id = submit_once(self._client, description, look_first=look_first)
         self._created(tag, job_id)
         return job_id
 

@@ -106,11 +106,15 @@ def test_warnings_for_soon_expiring_tokens_and_readable_files(tmp_path):
     path.chmod(0o644)
     soon = Token(make_jwt({"exp": time.time() + 600}), f"the token file {path}")
     warnings = token_warnings(soon, path)
-    assert any("expires in 10 minutes" in w for w in warnings)
+    assert any("(in 10 minutes) and nothing can renew it" in w for w in warnings)
+    assert any("the run pauses" in w for w in warnings)
     assert any(f"chmod 600 {path}" in w for w in warnings)
     path.chmod(0o600)
+    # Renewable: no warning about the expiry; a longer horizon: a warning.
+    assert token_warnings(soon, path, renewal=["the token command `oidc-token`"]) == []
     later = Token(make_jwt({"exp": time.time() + 7200}), f"the token file {path}")
     assert token_warnings(later, path) == []
+    assert len(token_warnings(later, path, horizon_seconds=3 * 3600)) == 1
     assert token_warnings(Token("opaque", "the PROMINENCE_TOKEN environment variable"), path) == []
 
 

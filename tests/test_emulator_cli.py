@@ -104,3 +104,33 @@ def test_a_busy_port_is_a_clear_error(tmp_path):
         assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     finally:
         stop(process)
+
+
+def test_identity_provider_options(tmp_path):
+    process, url = start(tmp_path, "--token-lifetime", "2", "--oidc-client", "cid:csecret")
+    try:
+        root = url.rsplit("/api/v1", 1)[0]
+        login = requests.post(root + "/_emulator/login?user=judy", timeout=10).json()
+        assert Api(url, token=login["access_token"]).get("/jobs").status_code == 200
+        grant = {"grant_type": "refresh_token", "refresh_token": login["refresh_token"]}
+        refused = requests.post(root + "/_emulator/oidc/token", data=grant, auth=("cid", "x"))
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+        renewed = requests.post(
+            root + "/_emulator/oidc/token",
+            data={**grant, "client_id": "cid", "client_secret": "csecret"},  # form auth too
+            timeout=10,
+        ).json()
+        assert renewed["expires_in"] == 2
+        assert wait_until(
+            lambda: Api(url, token=login["access_token"]).get("/jobs").status_code == 401
+        )
+        assert requests.post(root + "/_emulator/expire-tokens", timeout=10).json()["expired"] == 2
+        assert Api(url, token=renewed["access_token"]).get("/jobs").status_code == 401
+    finally:
+        stop(process)
+    bad = subprocess.run(
+        [sys.executable, "-m", "snakemake_executor_plugin_prominence.emulator",
+         "--oidc-client", "no-secret-here"],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=30,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--oidc-client expects CLIENT_ID:SECRET" in bad.stderr

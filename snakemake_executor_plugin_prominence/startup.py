@@ -1,0 +1,113 @@
+"""What a run builds from its settings before anything is submitted: the checked settings,
+the API client with its token sources and renewers, and the defaults of every job description.
+
+Everything here fails early with a ``WorkflowError`` that names the setting, so that a mistake
+costs the user seconds, not a submitted run.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from snakemake_interface_common.exceptions import WorkflowError
+
+from snakemake_executor_plugin_prominence import auth, jobspec, renewal, runinfo
+from snakemake_executor_plugin_prominence.client import (
+    ProminenceClient,
+    check_base_url,
+    is_loopback,
+)
+
+
+def check_settings(settings: Any) -> None:
+    """Numbers Snakemake's argument parsing lets through but that make no sense."""
+    for name, minimum in (
+        ("submit_concurrency", 1),
+        ("max_status_interval", 0),
+        ("max_outage", 0),
+        ("max_token_wait", 0),
+        ("token_warning", 0),
+    ):
+        value = getattr(settings, name)
+        if value < minimum:
+            flag = "--prominence-" + name.replace("_", "-")
+            raise WorkflowError(f"{flag} {value}: must be at least {minimum}.")
+
+
+def make_client(settings: Any, logger: Any) -> ProminenceClient:
+    url = settings.url or os.environ.get("PROMINENCE_URL", "")
+    if not url.strip():
+        raise WorkflowError(
+            "No PROMINENCE URL: set --prominence-url (e.g. https://eosc.prominence.cloud/api/v1) "
+            "or the PROMINENCE_URL environment variable."
+        )
+    try:
+        base_url = check_base_url(url)
+    except ValueError as e:
+        raise WorkflowError(str(e)) from None
+    try:
+        tokens = token_provider(settings, logger)
+        token = tokens.current()
+        auth.check_not_expired(token, renewal_error=tokens.last_renewal_error)
+    except (auth.TokenError, renewal.RenewalError) as e:
+        raise WorkflowError(str(e)) from None
+    sources = tokens.renewal_sources()
+    if sources:
+        logger.info(f"PROMINENCE token: renewed by itself from {' or '.join(sources)}.")
+    for warning in auth.token_warnings(
+        token, tokens.token_file, renewal=sources, horizon_seconds=settings.token_warning * 60
+    ):
+        logger.warning(warning)
+    if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
+        raise WorkflowError(f"--prominence-ca-bundle: {settings.ca_bundle} is not a file.")
+    return ProminenceClient(
+        base_url,
+        tokens,
+        verify=settings.ca_bundle or True,
+        # one pooled connection per concurrent submission, plus the status checks
+        pool_size=max(16, settings.submit_concurrency + 4),
+    )
+
+
+def token_provider(settings: Any, logger: Any) -> auth.TokenProvider:
+    """The token sources of the settings, with whatever can renew the token."""
+    token_file = (settings.token_file or auth.DEFAULT_TOKEN_FILE).expanduser()
+    command = renewal.TokenCommand(settings.token_command) if settings.token_command else None
+    renewers: list[renewal.Renewer] = []
+    endpoint = renewal.token_endpoint(settings.token_endpoint, os.environ)
+    credentials = renewal.find_client_credentials(
+        settings.oidc_client_id, settings.oidc_client_secret, os.environ
+    )
+    if endpoint and credentials:
+        renewal.check_endpoint(endpoint, is_loopback)
+        renewers.append(renewal.RefreshGrant(token_file, endpoint, credentials))
+    elif settings.token_endpoint and not credentials:
+        logger.warning(
+            "--prominence-token-endpoint is set but no OIDC client id and secret were found "
+            "(--prominence-oidc-client-id/-secret, PROMINENCE_OIDC_CLIENT_ID/_SECRET or "
+            "~/.prominence/client): the token will not be renewed with the refresh token."
+        )
+    return auth.TokenProvider(
+        settings.token,
+        token_file,
+        command=command,
+        renewers=renewers,
+        warn=logger.warning,
+    )
+
+
+def job_defaults(settings: Any, run: runinfo.RunLabels, image: str) -> jobspec.JobDefaults:
+    try:
+        user_labels = jobspec.parse_label_pairs(settings.labels, "--prominence-labels")
+    except ValueError as e:
+        raise WorkflowError(str(e)) from None
+    return jobspec.JobDefaults(
+        image=image,
+        runtime=settings.runtime,
+        max_retries=settings.max_retries,
+        max_time_in_queue=settings.max_time_in_queue,
+        sites=jobspec.split_list(settings.sites),
+        regions=jobspec.split_list(settings.regions),
+        labels={**user_labels, **run.labels()},
+    )
