@@ -9,6 +9,7 @@ does): the plugin setting (``--prominence-token`` / ``SNAKEMAKE_PROMINENCE_TOKEN
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import stat
@@ -46,9 +47,10 @@ class Token:
 
     __str__ = __repr__
 
-    @property
+    @functools.cached_property
     def expires_at(self) -> float | None:
-        """The JWT ``exp`` claim (epoch seconds), or None for a token that is not a JWT."""
+        """The JWT ``exp`` claim (epoch seconds), or None for a token that is not a JWT.
+        Decoded once: it is consulted before every request."""
         return jwt_expiry(self.value)
 
     def seconds_left(self, now: float | None = None) -> float | None:
