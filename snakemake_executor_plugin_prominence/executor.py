@@ -17,7 +17,15 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from snakemake_executor_plugin_prominence import auth, jobspec, logs, runinfo, submission, tracking
+from snakemake_executor_plugin_prominence import (
+    auth,
+    deployment,
+    jobspec,
+    logs,
+    runinfo,
+    submission,
+    tracking,
+)
 from snakemake_executor_plugin_prominence.client import (
     AuthenticationError,
     ProminenceClient,
@@ -41,11 +49,7 @@ class Executor(RemoteExecutor):
         self._client = _make_client(settings, self.logger)
         self._run = runinfo.RunLabels.new(os.getcwd())
         self._defaults = _job_defaults(settings, self._run, self._default_image())
-        self._install_prefix = (
-            runinfo.storage_plugin_install_command()
-            if settings.storage_plugins == "install"
-            else ""
-        )
+        self._deployment = deployment.prepare(self.workflow, settings.storage_plugins, self.logger)
         self._first_token = self._client.tokens.current().value
         self._auth_failure = ""
         #: a submission ended without knowing whether its job exists: look for strays at the end
@@ -87,8 +91,8 @@ class Executor(RemoteExecutor):
             try:
                 description = jobspec.build(
                     job,
-                    self.format_job_exec(job),
-                    self.envvars(),
+                    self._deployment.command(self.format_job_exec(job)),
+                    {**self.envvars(), **self._deployment.env()},
                     self._defaults,
                     job_labels=runinfo.job_labels(job),
                 )
@@ -129,7 +133,7 @@ class Executor(RemoteExecutor):
             self._unfinished[prominence_id] = info
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
-        return self._install_prefix
+        return self._deployment.prefix
 
     # --- status --------------------------------------------------------------------
 
@@ -280,6 +284,9 @@ class Executor(RemoteExecutor):
             self._unclear_submissions = False
             self._delete_strays()
         super().shutdown()
+        shipped = getattr(self, "_deployment", None)
+        if shipped is not None:
+            shipped.cleanup()
         submitter = getattr(self, "_submitter", None)
         if submitter is not None:
             submitter.stop()
