@@ -44,6 +44,12 @@ PLUGIN_PREFIX = "snakemake-storage-plugin-"
 #: A presigned S3 URL lives at most 7 days; jobs submitted later get a fresh one.
 PRESIGN_SECONDS = 7 * 24 * 3600
 _NATIVE_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
+#: botocore carries the API models of every AWS service (about 2,000 files, 20 MB) and reads
+#: only those of the services a client is made for. The storage plugins talk to S3; the
+#: credential chain may call STS and SSO. Every other model stays behind, which makes the zip
+#: about ten times smaller and quicker to unpack in every job.
+_BOTOCORE_MODELS = "botocore/data/"
+_BOTOCORE_KEPT = frozenset({"s3", "sts", "sso", "sso-oidc"})
 
 # Runs in the job, before Snakemake, with nothing but the standard library: fetch the zip
 # (3 tries), check its sha256, unpack it. The URL is never printed (it may carry a signature).
@@ -55,7 +61,7 @@ _FETCH = (
     "        break\n"
     "    except Exception as e:\n"
     "        error=e\n"
-    "        time.sleep(2*attempt+1)\n"
+    "        time.sleep(0 if attempt==2 else 2*attempt+1)\n"
     "else:\n"
     "    sys.exit('Could not fetch the storage plugins this run ships to its jobs ('\n"
     "        +type(error).__name__+': '+str(error)+'); use --prominence-storage-plugins install'\n"
@@ -194,16 +200,27 @@ def pin(dist: Distribution) -> str:
     return f"{dist.metadata['Name']}=={dist.version}"
 
 
+def _packed(name: str) -> bool:
+    """Whether an installed file goes into the zip: not scripts, bytecode or unused models."""
+    parts = name.split("/")
+    if parts[0] == ".." or "__pycache__" in parts:
+        return False
+    if name.startswith(_BOTOCORE_MODELS) and len(parts) > 3:
+        return parts[2] in _BOTOCORE_KEPT
+    return True
+
+
 def write_zip(dists: Iterable[Distribution], path: Path) -> str:
-    """Pack the installed files of ``dists`` (no scripts, no bytecode); return the sha256."""
+    """Pack the installed files of ``dists``; return the zip's sha256. Files that are already
+    compressed are stored as they are (inflating them again would only cost the job time)."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         for dist in dists:
             for file in dist.files or []:
-                if file.parts[0] == ".." or "__pycache__" in file.parts:
-                    continue
+                name = file.as_posix()
                 source = Path(str(dist.locate_file(file)))
-                if source.is_file():
-                    archive.write(source, file.as_posix())
+                if _packed(name) and source.is_file():
+                    stored = name.endswith((".gz", ".zip", ".whl"))
+                    archive.write(source, name, zipfile.ZIP_STORED if stored else None)
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
