@@ -35,6 +35,7 @@ from typing import Any
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from snakemake_interface_common.exceptions import WorkflowError
 
 #: Snakemake puts this directory (relative to the job's working directory) on sys.path.
 PIP_TARGET = ".snakemake/pip-deployments"
@@ -266,6 +267,8 @@ def prepare(workflow: Any, mode: str, logger: Any) -> Deployment:
         return prepare(workflow, "install", logger)
     dists = to_ship(plugins)
     travelling = {n: d for n, d in dists.items() if can_travel(d)}
+    if not travelling:
+        return prepare(workflow, "install", logger)
     staying = sorted(pin(d) for n, d in dists.items() if n not in travelling)
     if staying:
         logger.warning(
@@ -281,7 +284,13 @@ def prepare(workflow: Any, mode: str, logger: Any) -> Deployment:
             prefix += "/"
         obj = provider.object(f"{prefix}snakemake-prominence-packages.{sha256}.zip")
         obj.set_local_path(local)
-        _async_run(workflow, obj.managed_store())
+        try:
+            _async_run(workflow, obj.managed_store())
+        except Exception as e:
+            raise WorkflowError(
+                f"Could not put the storage plugins for the jobs into the default storage "
+                f"({e}). Use --prominence-storage-plugins install or image to do without."
+            ) from e
     logger.info(
         f"PROMINENCE: shipping {len(travelling)} package(s) to the jobs through the default "
         f"storage ({size / 1e6:.1f} MB): {', '.join(sorted(pin(d) for d in travelling.values()))}"
