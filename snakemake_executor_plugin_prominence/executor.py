@@ -17,21 +17,14 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from snakemake_executor_plugin_prominence import (
-    auth,
-    deployment,
-    jobspec,
-    logs,
-    runinfo,
-    submission,
-    tracking,
-)
+from snakemake_executor_plugin_prominence import auth, jobspec, logs, runinfo, submission, tracking
 from snakemake_executor_plugin_prominence.client import (
     AuthenticationError,
     ProminenceClient,
     ProminenceError,
     check_base_url,
 )
+from snakemake_executor_plugin_prominence.deployment import prepare as prepare_deployment
 from snakemake_executor_plugin_prominence.diagnostics import explain
 
 
@@ -49,7 +42,6 @@ class Executor(RemoteExecutor):
         self._client = _make_client(settings, self.logger)
         self._run = runinfo.RunLabels.new(os.getcwd())
         self._defaults = _job_defaults(settings, self._run, self._default_image())
-        self._deployment = deployment.prepare(self.workflow, settings.storage_plugins, self.logger)
         self._first_token = self._client.tokens.current().value
         self._auth_failure = ""
         #: a submission ended without knowing whether its job exists: look for strays at the end
@@ -72,6 +64,8 @@ class Executor(RemoteExecutor):
             )
         except AuthenticationError as e:
             raise WorkflowError(f"{e}. Nothing was submitted. {auth.NEW_TOKEN_HINT}") from None
+        # After the token check: a refused token must not leave the zip in the storage.
+        self._deployment = prepare_deployment(self.workflow, settings.storage_plugins, self.logger)
 
     # --- submission ----------------------------------------------------------------
 
