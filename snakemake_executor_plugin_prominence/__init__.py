@@ -134,12 +134,14 @@ class ExecutorSettings(ExecutorSettingsBase):
         },
     )
     storage_plugins: str = field(
-        default="install",
+        default="ship",
         metadata={
-            "help": "How the Snakemake storage plugins get into a job: 'install' pip-installs "
-            "the storage plugins installed here, at the same versions, when the job starts "
-            "(needs network access from the job); 'image' assumes the image already has them.",
-            "choices": ["install", "image"],
+            "help": "How the Snakemake storage plugins the run needs get into a job: 'ship' "
+            "packs them (with their dependencies, at the versions installed here) once per "
+            "run into the default storage, and each job unpacks them without any package "
+            "index; 'install' makes each job pip-install them from the index; 'image' "
+            "assumes the image already has them.",
+            "choices": ["ship", "install", "image"],
             "metavar": "MODE",
         },
     )
@@ -237,8 +239,8 @@ common_settings = CommonSettings(
     job_deploy_sources=True,
     # Environment values (which may be secrets) travel in the task env, never in cmd.
     pass_envvar_declarations_to_cmd=False,
-    # Snakemake's own auto-deploy installs every storage plugin unpinned; we install the
-    # locally installed versions ourselves (see the storage_plugins setting).
+    # Snakemake's own auto-deploy pip-installs every storage plugin unpinned in every job; we
+    # ship the locally installed versions of the ones the run needs (see ``deployment``).
     auto_deploy_default_storage_provider=False,
     init_seconds_before_status_checks=0,
 )

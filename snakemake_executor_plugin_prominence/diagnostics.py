@@ -49,7 +49,7 @@ def explain(stderr: str, image: str | None = None) -> list[str]:
         name = next(group for group in plugin.groups() if group)
         findings.append(
             f"a Snakemake storage plugin is missing in the job ({name}); install it in the "
-            "image or use --prominence-storage-plugins install"
+            "image or use --prominence-storage-plugins ship (the default) or install"
         )
     rule = _ERROR_IN_RULE.search(stderr)
     status = _EXIT_STATUS.search(stderr)

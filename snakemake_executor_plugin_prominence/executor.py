@@ -28,6 +28,7 @@ from snakemake_executor_plugin_prominence import (
     tracking,
 )
 from snakemake_executor_plugin_prominence.client import AuthenticationError, ProminenceError
+from snakemake_executor_plugin_prominence.deployment import prepare as prepare_deployment
 from snakemake_executor_plugin_prominence.diagnostics import explain
 
 
@@ -53,11 +54,6 @@ class Executor(RemoteExecutor):
         self._client = startup.make_client(settings, self.logger)
         self._run = runinfo.RunLabels.new(os.getcwd())
         self._defaults = startup.job_defaults(settings, self._run, self._default_image())
-        self._install_prefix = (
-            runinfo.storage_plugin_install_command()
-            if settings.storage_plugins == "install"
-            else ""
-        )
         self._pause = pause.TokenPause(settings.max_token_wait * 60)
         #: a submission ended without knowing whether its job exists: look for strays at the end
         self._unclear_submissions = False
@@ -79,6 +75,8 @@ class Executor(RemoteExecutor):
             )
         except AuthenticationError as e:
             raise WorkflowError(f"{e}. Nothing was submitted. {auth.NEW_TOKEN_HINT}") from None
+        # After the token check: a refused token must not leave the zip in the storage.
+        self._deployment = prepare_deployment(self.workflow, settings.storage_plugins, self.logger)
 
     # --- submission ----------------------------------------------------------------
 
@@ -98,8 +96,8 @@ class Executor(RemoteExecutor):
             try:
                 description = jobspec.build(
                     job,
-                    self.format_job_exec(job),
-                    self.envvars(),
+                    self._deployment.command(self.format_job_exec(job)),
+                    {**self.envvars(), **self._deployment.env()},
                     self._defaults,
                     job_labels=runinfo.job_labels(job),
                 )
@@ -153,7 +151,7 @@ class Executor(RemoteExecutor):
             self._unfinished[prominence_id] = info
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
-        return self._install_prefix
+        return self._deployment.prefix
 
     # --- status --------------------------------------------------------------------
 
@@ -286,8 +284,11 @@ class Executor(RemoteExecutor):
 
     def _secret_values(self) -> list[str]:
         """What must never be written: every token used in this run, the renewal secrets, and
-        the values of the environment passed to jobs (storage credentials, --envvars)."""
-        return [*self._client.tokens.secret_values(), *self.envvars().values()]
+        the values of the environment passed to jobs (storage credentials, --envvars, the
+        presigned URL of the package zip)."""
+        shipped = getattr(self, "_deployment", None)
+        urls = list(shipped.env().values()) if shipped is not None else []  # presigned
+        return [*self._client.tokens.secret_values(), *self.envvars().values(), *urls]
 
     def _fail(
         self, info: SubmittedJobInfo, message: str, aux_logs: list[str] | None = None
@@ -360,6 +361,9 @@ class Executor(RemoteExecutor):
             self._unclear_submissions = False
             self._delete_strays()
         super().shutdown()
+        shipped = getattr(self, "_deployment", None)
+        if shipped is not None:
+            shipped.cleanup()
         submitter = getattr(self, "_submitter", None)
         if submitter is not None:
             submitter.stop()

@@ -83,9 +83,14 @@ def strict_int(rule: str, resource: str, value: Any, minimum: int, maximum: int)
 
 
 def _cpus(job: JobExecutorInterface, rule: str) -> int:
+    """Whole cpus, at least 1. ``threads: 0`` is valid Snakemake (a job that needs no core of
+    its own, e.g. one that waits on something else) and the local executor runs it; PROMINENCE
+    needs at least one cpu, so 0 becomes 1, as the slurm and lsf plugins do. A negative value
+    means nothing and fails the job."""
     if job.is_group():
-        return _whole(rule, "_cores", job.resources.get("_cores", 1), "a number of cores >= 1", 1)
-    return _whole(rule, "threads", job.threads, "a number of threads >= 1", 1)
+        cores = _whole(rule, "_cores", job.resources.get("_cores", 1), "a number of cores >= 0", 0)
+        return max(1, cores)
+    return max(1, _whole(rule, "threads", job.threads, "a number of threads >= 0", 0))
 
 
 def _size_gb(job: JobExecutorInterface, rule: str, kind: str) -> int | None:

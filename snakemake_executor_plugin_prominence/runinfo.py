@@ -11,7 +11,7 @@ import hashlib
 import socket
 import uuid
 from dataclasses import dataclass
-from importlib.metadata import distributions, version
+from importlib.metadata import version
 from typing import Any
 
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
@@ -25,8 +25,6 @@ from snakemake_executor_plugin_prominence.client import (
 
 RUN_LABEL = "snakemakerun"
 WORKDIR_LABEL = "snakemakewd"
-#: Snakemake puts this directory (relative to the job's working directory) on sys.path.
-PIP_TARGET = ".snakemake/pip-deployments"
 
 
 @dataclass(frozen=True)
@@ -127,24 +125,3 @@ def delete_in_chunks(client: ProminenceClient, ids: list[int], logger: Any, cons
 
 def default_snakemake_image() -> str:
     return f"snakemake/snakemake:v{version('snakemake')}"
-
-
-def storage_plugin_install_command() -> str:
-    """pip-install the storage plugins installed here, at the same versions, into the job.
-
-    Snakemake passes the settings of every installed storage plugin to the job's command
-    line, so the job needs all of them, and the same versions avoid interface skew.
-    """
-    pins = sorted(
-        {
-            f"{dist.metadata['Name']}=={dist.version}"
-            for dist in distributions()
-            if (dist.metadata["Name"] or "").lower().startswith("snakemake-storage-plugin-")
-        }
-    )
-    if not pins:
-        return ""
-    return (
-        "python -m pip install --quiet --disable-pip-version-check --no-warn-script-location "
-        f"--target {PIP_TARGET} " + " ".join(pins)
-    )

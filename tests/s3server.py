@@ -11,6 +11,7 @@ recorded (method, path, access key, verdict) for the tests to inspect.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import hmac
 import io
@@ -18,7 +19,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -79,10 +80,14 @@ def expected_signature(environ: dict, secret_key: str, scope: str, signed: list[
             _header(environ, "x-amz-content-sha256"),
         ]
     )
+    return _sign(secret_key, scope, _header(environ, "x-amz-date"), canonical_request)
+
+
+def _sign(secret_key: str, scope: str, amz_date: str, canonical_request: str) -> str:
     string_to_sign = "\n".join(
         [
             "AWS4-HMAC-SHA256",
-            _header(environ, "x-amz-date"),
+            amz_date,
             scope,
             hashlib.sha256(canonical_request.encode()).hexdigest(),
         ]
@@ -105,6 +110,9 @@ class SignatureGate:
 
     def check(self, environ: dict) -> tuple[str | None, str | None]:
         """(access key, error code) for this request; error None means the signature holds."""
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        if "X-Amz-Signature" in query and not _header(environ, "authorization"):
+            return self.check_presigned(environ, {k: v[0] for k, v in query.items()})
         match = _AUTH.match(_header(environ, "authorization"))
         if match is None:
             return None, "AccessDenied"
@@ -125,6 +133,38 @@ class SignatureGate:
             if hashlib.sha256(body).hexdigest() != declared:
                 return match["key"], "XAmzContentSHA256Mismatch"
         return match["key"], None
+
+    def check_presigned(
+        self, environ: dict, query: dict[str, str]
+    ) -> tuple[str | None, str | None]:
+        """A presigned URL: the signature is in the query string, over the other parameters,
+        the signed headers and an unsigned payload (AWS's query-string SigV4)."""
+        key, _, scope = query.get("X-Amz-Credential", "").partition("/")
+        if key != self.access_key:
+            return key or None, "InvalidAccessKeyId"
+        expires = int(query.get("X-Amz-Expires", "0"))
+        signed_at = datetime.datetime.strptime(query.get("X-Amz-Date", ""), "%Y%m%dT%H%M%SZ")
+        if datetime.datetime.utcnow() > signed_at + datetime.timedelta(seconds=expires):
+            return key, "AccessDenied"
+        raw = urlsplit(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "/")
+        unsigned_query = "&".join(
+            part for part in raw.query.split("&") if not part.startswith("X-Amz-Signature=")
+        )
+        signed = query["X-Amz-SignedHeaders"].split(";")
+        canonical_request = "\n".join(
+            [
+                environ["REQUEST_METHOD"],
+                raw.path,
+                _canonical_query(unsigned_query),
+                "".join(f"{name}:{' '.join(_header(environ, name).split())}\n" for name in signed),
+                ";".join(signed),
+                "UNSIGNED-PAYLOAD",
+            ]
+        )
+        wanted = _sign(self.secret_key, scope, query["X-Amz-Date"], canonical_request)
+        if not hmac.compare_digest(wanted, query["X-Amz-Signature"]):
+            return key, "SignatureDoesNotMatch"
+        return key, None
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         access_key, error = self.check(environ)

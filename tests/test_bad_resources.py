@@ -30,7 +30,7 @@ def test_bad_resources_fail_alone(tmp_path, emulator):
     assert result.returncode != 0
     log = result.stderr
     assert (
-        "Rule 'negative_threads': resource threads=-2 is invalid: expected a number of threads >= 1"
+        "Rule 'negative_threads': resource threads=-2 is invalid: expected a number of threads >= 0"
         in log
     )
     assert "Rule 'negative_memory': resource mem_mb=-5 is invalid" in log
@@ -40,4 +40,9 @@ def test_bad_resources_fail_alone(tmp_path, emulator):
     assert (storage / "good" / "2.txt").read_text() == "2\n"
     # Only the good jobs reached the server.
     ours = [job for job in emulator.jobs() if job["id"] not in submitted_before]
-    assert sorted(job["labels"]["snakemakerule"] for job in ours) == ["good", "good"]
+    assert sorted(job["labels"]["snakemakerule"] for job in ours) == ["good", "good", "no_threads"]
+    # threads: 0 is valid Snakemake: the job asked for one cpu and completed.
+    assert (storage / "zero" / "threads.txt").read_text() == "0\n"
+    (zero,) = [job for job in ours if job["labels"]["snakemakerule"] == "no_threads"]
+    assert zero["resources"]["cpus"] == 1
+    assert zero["status"] == "completed"

@@ -98,6 +98,11 @@ def test_every_integer_sent_is_a_plain_non_negative_int():
         assert type(value) is int and value >= 0, key
 
 
+def test_zero_threads_ask_for_one_cpu():
+    # threads: 0 is valid Snakemake; PROMINENCE needs at least one cpu.
+    assert make(FakeJob(threads=0, resources=full_resources()))["resources"]["cpus"] == 1
+
+
 def test_multi_node_job_needs_mpi():
     job = FakeJob(resources=full_resources(nodes=4, prominence_mpi="openmpi"))
     spec = make(job)
@@ -117,7 +122,6 @@ def test_procs_per_node_needs_mpi_and_fits_cpus():
 
 BAD_VALUES = [
     ({"threads": -2}, "threads", "-2"),
-    ({"threads": 0}, "threads", "0"),
     ({"resources": full_resources(mem_mib="lots")}, "mem_mib", "'lots'"),
     ({"resources": full_resources(mem_mib=-1)}, "mem_mib", "-1"),
     ({"resources": full_resources(mem_mib=math.nan)}, "mem_mib", "nan"),

@@ -1,6 +1,7 @@
-"""`--prominence-storage-plugins install` (the default): each job pip-installs the storage
-plugins installed here, at the same versions, before the remote Snakemake starts. This test
-needs PyPI, as a job on a real PROMINENCE site does."""
+"""`--prominence-storage-plugins install`: each job pip-installs, from the package index, the
+storage plugins the run needs, at the versions installed here, before the remote Snakemake
+starts (the fallback for packages that cannot be shipped). This test needs PyPI, as such a job
+on a real PROMINENCE site does."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_job_installs_pinned_storage_plugins(tmp_path, emulator):
     before = {job["id"] for job in emulator.jobs()}
 
     result = run_snakemake(
-        plugin_args(storage, 1, install=True),
+        plugin_args(storage, 1, "--prominence-storage-plugins", "install", install=True),
         cwd=workdir,
         env=plugin_env(emulator.url, "install-token"),
     )
@@ -32,8 +33,9 @@ def test_job_installs_pinned_storage_plugins(tmp_path, emulator):
     assert (storage / "hello.txt").read_text() == "hello from PROMINENCE\n"
 
     (job,) = [job for job in emulator.jobs() if job["id"] not in before]
-    pin = f"snakemake-storage-plugin-fs=={version('snakemake-storage-plugin-fs')}"
-    assert pin in job["tasks"][0]["cmd"]
+    cmd = job["tasks"][0]["cmd"]
+    assert f"snakemake-storage-plugin-fs=={version('snakemake-storage-plugin-fs')}" in cmd
+    assert "snakemake-storage-plugin-s3" not in cmd  # installed here, but the run uses fs only
     # The plugin really landed in the job's own deployment directory.
     scratch = emulator.job_dir(job["id"]) / "userhome"
     assert (scratch / ".snakemake" / "pip-deployments" / "snakemake_storage_plugin_fs").is_dir()

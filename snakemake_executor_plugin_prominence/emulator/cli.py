@@ -94,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
         f"(repeatable; default: {' '.join(DEFAULT_BARE_IMAGES)})",
     )
     add(
+        "--plain-image",
+        action="append",
+        dest="plain_images",
+        default=[],
+        metavar="PATTERN",
+        help="tasks of images matching this pattern get a python with Snakemake and what it "
+        "requires only (no storage plugins), like the official snakemake/snakemake image "
+        "(repeatable)",
+    )
+    add(
         "--missing-image",
         action="append",
         dest="missing_images",
@@ -165,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         time_scale=args.time_scale,
         bare_images=args.bare_images or DEFAULT_BARE_IMAGES,
         missing_images=args.missing_images,
+        plain_images=args.plain_images,
         pass_env=args.pass_env,
         pending_state=args.pending_state,
         log_requests=args.log_requests,

@@ -62,6 +62,7 @@ class EmulatorConfig:
     time_scale: float = 1.0
     bare_images: tuple[str, ...] = DEFAULT_BARE_IMAGES
     missing_images: tuple[str, ...] = ()
+    plain_images: tuple[str, ...] = ()
     pass_env: tuple[str, ...] = ()
     kill_grace: float = 2.0
     site: str = "Emulator-Local"
@@ -76,7 +77,7 @@ class EmulatorConfig:
         object.__setattr__(self, "prefix", normalise_prefix(self.prefix))
         if self.tokens is not None:
             object.__setattr__(self, "tokens", tuple(self.tokens))
-        for name in ("bare_images", "missing_images", "pass_env"):
+        for name in ("bare_images", "missing_images", "plain_images", "pass_env"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.cpus is not None and self.cpus < 1:
             raise ValueError("cpus must be at least 1")

@@ -247,7 +247,10 @@ class Runner:
                     return RunOutcome("failed", REASON_IMAGE_PULL, retry=True)
                 pulled.add(key)
                 env = sandbox.task_environment(
-                    path=self.shims.path(sandbox.image_matches(task["image"], config.bare_images)),
+                    path=self.shims.path(
+                        sandbox.image_matches(task["image"], config.bare_images),
+                        plain=sandbox.image_matches(task["image"], config.plain_images),
+                    ),
                     home=home,
                     tmp=tmp,
                     task=task,

@@ -45,17 +45,22 @@ def _write_script(path: Path, text: str) -> None:
 
 
 class Shims:
-    """Two directories of interpreter shims, created once per emulator under its state dir.
+    """Directories of interpreter shims, created once per emulator under its state dir.
 
     ``full`` runs this interpreter as is (it has Snakemake); ``bare`` runs it with ``-S -I`` so
     that no site-packages are visible, which is what a plain ``busybox``/``alpine`` image with a
     Python but without Snakemake looks like to the remote command (``No module named snakemake``).
+    ``plain`` (made on first use) sees only Snakemake and the distributions it requires, as in the
+    official ``snakemake/snakemake`` image: no storage plugin, no boto3.
     """
 
     def __init__(self, root: Path, python: str | None = None) -> None:
         python = python or sys.executable
         self.full = root / "full"
         self.bare = root / "bare"
+        self.plain = root / "plain"
+        self._root = root
+        self._python = python
         for directory in (self.full, self.bare):
             directory.mkdir(parents=True, exist_ok=True)
         quoted = shlex.quote(python)
@@ -65,19 +70,62 @@ class Shims:
         _write_script(self.full / "snakemake", f'#!/bin/sh\nexec {quoted} -m snakemake "$@"\n')
         self._python_dir = str(Path(python).parent)
 
-    def path(self, bare: bool) -> str:
+    def path(self, bare: bool, plain: bool = False) -> str:
         """``PATH`` for a task: the shim dir first, then the host ``PATH``.
 
-        For bare images the directory of this interpreter (a virtualenv's ``bin``, with its
-        ``snakemake`` script) is left out so nothing with Snakemake leaks in.
+        For bare and plain images the directory of this interpreter (a virtualenv's ``bin``,
+        with its ``snakemake`` script) is left out so nothing else leaks in.
         """
         host = os.environ.get("PATH", os.defpath).split(os.pathsep)
-        if bare:
+        if bare or plain:
             host = [
                 d for d in host if d and os.path.realpath(d) != os.path.realpath(self._python_dir)
             ]
-        first = self.bare if bare else self.full
+        first = self.bare if bare else self._plain_shims() if plain else self.full
         return os.pathsep.join([str(first), *host])
+
+    def _plain_shims(self) -> Path:
+        if not (self.plain / "python").exists():
+            view = self._root / "plain-site"
+            snakemake_only_view(view)
+            self.plain.mkdir(parents=True, exist_ok=True)
+            quoted = shlex.quote(self._python)
+            run = f"PYTHONPATH={shlex.quote(str(view))} exec {quoted} -S"
+            for name in ("python", "python3"):
+                _write_script(self.plain / name, f'#!/bin/sh\n{run} "$@"\n')
+            _write_script(self.plain / "snakemake", f'#!/bin/sh\n{run} -m snakemake "$@"\n')
+        return self.plain
+
+
+def snakemake_only_view(view: Path) -> None:
+    """A directory of links to the installed files of Snakemake and what it requires, and pip,
+    and nothing else: on ``sys.path`` instead of site-packages, it is the official image's view."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    view.mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
+    todo = ["snakemake", "pip"]  # the image has pip too
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            continue
+        for text in dist.requires or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+        for top in {f.parts[0] for f in dist.files or [] if f.parts[0] != ".."}:
+            source = Path(str(dist.locate_file(top)))
+            link = view / top
+            if source.exists() and not link.exists():
+                link.symlink_to(source)
 
 
 def create_job_dir(job_dir: Path) -> None:
