@@ -114,6 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report queued jobs as 'pending' instead of 'idle' (as the EOSC service does)",
     )
+    add(
+        "--hold-idle",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="keep each new job queued for S seconds (inf: until the emulator stops), shown "
+        "as 'waiting' with the reason 'No matching resources currently available', as when "
+        "no site has room (default: no hold)",
+    )
+    add(
+        "--hold-idle-match",
+        action="append",
+        dest="hold_idle_match",
+        metavar="PATTERN",
+        help="hold only jobs whose name matches this fnmatch pattern, e.g. "
+        "'snakejob.align.*' (repeatable; default: every job)",
+    )
     add("--log-requests", action="store_true", help="log every HTTP request on stderr")
     add("-v", "--verbose", action="store_true", help="log every job and injected fault on stderr")
     return parser
@@ -146,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass_env=args.pass_env,
         pending_state=args.pending_state,
         log_requests=args.log_requests,
+        hold_idle=args.hold_idle,
+        hold_idle_match=args.hold_idle_match or ("*",),
     )
     stop = threading.Event()
 

@@ -67,12 +67,16 @@ class EmulatorConfig:
     site: str = "Emulator-Local"
     pending_state: bool = False
     log_requests: bool = False
+    #: seconds jobs whose name matches ``hold_idle_match`` wait in the queue (``inf``: until
+    #: released; 0: no hold), as when no site has room for them (see hold.py)
+    hold_idle: float = 0.0
+    hold_idle_match: tuple[str, ...] = ("*",)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prefix", normalise_prefix(self.prefix))
         if self.tokens is not None:
             object.__setattr__(self, "tokens", tuple(self.tokens))
-        for name in ("bare_images", "missing_images", "pass_env"):
+        for name in ("bare_images", "missing_images", "pass_env", "hold_idle_match"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.cpus is not None and self.cpus < 1:
             raise ValueError("cpus must be at least 1")
@@ -82,6 +86,8 @@ class EmulatorConfig:
             raise ValueError("fault_rate must be between 0 and 1")
         if self.latency < 0 or self.job_seconds < 0:
             raise ValueError("latency and job_seconds must not be negative")
+        if not self.hold_idle >= 0:
+            raise ValueError("hold_idle must not be negative")
         if not (self.time_scale > 0 and math.isfinite(self.time_scale)):
             raise ValueError("time_scale must be a positive number")
 
