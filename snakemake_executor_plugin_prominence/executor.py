@@ -6,6 +6,7 @@ No HTTP details (``client``), no JSON building (``jobspec``), no status interpre
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import AsyncGenerator
@@ -25,6 +26,7 @@ from snakemake_executor_plugin_prominence.client import (
     check_base_url,
 )
 from snakemake_executor_plugin_prominence.diagnostics import explain
+from snakemake_executor_plugin_prominence.progress import RunProgress
 
 
 class ProminenceOutage(WorkflowError):
@@ -58,6 +60,7 @@ class Executor(RemoteExecutor):
         self._tracker = tracking.JobTracker(self._client, limiter=lambda: self.status_rate_limiter)
         floor = self.workflow.remote_execution_settings.seconds_between_status_checks
         self._interval = tracking.PollInterval(floor, settings.max_status_interval)
+        self._progress = _make_progress(settings, self.logger, self._run.run_id)
         self.logger.info(
             f"PROMINENCE: run {self._run.run_id} at {self._client.base_url}. List its jobs with "
             f"`prominence list --all --constraint {self._run.run_constraint}`."
@@ -127,6 +130,7 @@ class Executor(RemoteExecutor):
         info = SubmittedJobInfo(job, external_jobid=str(prominence_id), aux={"image": image})
         with self._unfinished_lock:
             self._unfinished[prominence_id] = info
+        self._progress.submitted(prominence_id, job)
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
         return self._install_prefix
@@ -141,7 +145,9 @@ class Executor(RemoteExecutor):
         by_id = {int(info.external_jobid): info for info in active_jobs}
         try:
             result = await self._tracker.cycle(list(by_id))
+            self._progress.observe(result.entries)
             self._report(result, by_id)
+            self._progress.report()
         except AuthenticationError as e:
             # Ends the run without cancelling (which needs the token too).
             raise WorkflowError(self._auth_message(e, "Stopped")) from None
@@ -171,6 +177,7 @@ class Executor(RemoteExecutor):
     def _finish(self, info: SubmittedJobInfo, prominence_id: int, detail: dict[str, Any]) -> None:
         outcome = tracking.verdict(detail)
         self._forget(prominence_id)
+        self._progress.finished(prominence_id, detail, outcome.success)
         if outcome.success and not self._settings.keep_logs:
             self.report_job_success(info)
             return
@@ -212,6 +219,7 @@ class Executor(RemoteExecutor):
     ) -> None:
         """Report a failed job. Snakemake does not print the message of a group job (only
         "Error in group ..."), so for groups it is logged here first."""
+        self._progress.failed(info.job, message, _prominence_id(info))
         if info.job.is_group():
             group = getattr(info.job, "groupid", info.job.name)
             self.logger.error(f"Group {group} ({info.job.jobid}) failed: {message.strip()}")
@@ -255,6 +263,7 @@ class Executor(RemoteExecutor):
             runinfo.delete_in_chunks(
                 self._client, sorted(ids), self.logger, self._run.run_constraint
             )
+            self._progress.cancelled(ids)
         self._delete_strays(already_deleted=ids)
 
     def _delete_strays(self, already_deleted: set[int] = frozenset()) -> None:
@@ -286,6 +295,8 @@ class Executor(RemoteExecutor):
         client = getattr(self, "_client", None)
         if client is not None:
             client.close()
+        if getattr(self, "_progress", None) is not None:
+            self._progress.close()
 
     # --- helpers -------------------------------------------------------------------
 
@@ -313,11 +324,27 @@ def _check_settings(settings: Any) -> None:
         ("submit_concurrency", 1),
         ("max_status_interval", 0),
         ("max_outage", 0),
+        ("idle_threshold", 0),
     ):
         value = getattr(settings, name)
         if value < minimum:
             flag = "--prominence-" + name.replace("_", "-")
             raise WorkflowError(f"{flag} {value}: must be at least {minimum}.")
+
+
+def _prominence_id(info: SubmittedJobInfo) -> int | None:
+    return int(info.external_jobid) if info.external_jobid else None
+
+
+def _make_progress(settings: Any, logger: Any, run_id: str) -> RunProgress:
+    """State lines and job events; ``--verbose`` (a DEBUG logger) lifts the rate limit."""
+    verbose = bool(getattr(logger, "isEnabledFor", lambda _level: False)(logging.DEBUG))
+    try:
+        return RunProgress.for_run(
+            logger, run_id, settings.idle_threshold, settings.events_file, verbose
+        )
+    except OSError as e:
+        raise WorkflowError(f"--prominence-events-file {settings.events_file}: {e}") from None
 
 
 def _make_client(settings: Any, logger: Any) -> ProminenceClient:

@@ -1,0 +1,172 @@
+"""Machine-readable job events: one versioned record per state change of a job.
+
+Dashboards and logger plugins read the records from Snakemake's logger (the ``extra`` payload
+of a DEBUG record, under :data:`EXTRA_KEY`); tools outside Snakemake read the same records as
+JSON lines from the file ``--prominence-events-file`` names. The record's fields are fixed by
+``job_event.schema.json`` (shipped with the package) and documented in ``docs/further.md``:
+adding an optional field keeps :data:`SCHEMA_VERSION`; renaming, removing or changing the
+meaning of one bumps it.
+
+This module builds records and delivers them; :mod:`progress` decides when a job changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from snakemake_executor_plugin_prominence.tracking import TERMINAL_STATUSES, exit_codes
+
+SCHEMA_VERSION = 1
+#: the key of the payload in a log record's ``extra``
+EXTRA_KEY = "prominence_job_state"
+SCHEMA_FILE = Path(__file__).with_name("job_event.schema.json")
+
+PHASES = ("submitted", "queued", "running", "succeeded", "failed", "cancelled")
+
+
+def phase_of(status: str | None) -> str:
+    """The phase of a job PROMINENCE lists as ``status`` and that has not been judged yet.
+
+    Statuses this plugin does not know count as queued, as the status cycle treats them as
+    not finished."""
+    if status is None:
+        return "submitted"
+    if status == "running":
+        return "running"
+    if status in TERMINAL_STATUSES:  # judged by final_phase once the details are read
+        return "running"
+    return "queued"
+
+
+def final_phase(status: str | None, success: bool) -> str:
+    """The phase of a finished job: ``deleted`` means cancelled, whoever deleted it."""
+    if success:
+        return "succeeded"
+    return "cancelled" if status == "deleted" else "failed"
+
+
+def job_identity(job: Any) -> dict[str, Any]:
+    """What Snakemake calls the job: job id, rule (a group job: its group), wildcards, attempt."""
+    group = job.is_group()
+    wildcards = {} if group else dict(getattr(job, "wildcards", None) or {})
+    return {
+        "jobid": int(job.jobid) if str(job.jobid).isdigit() else str(job.jobid),
+        "rule": str(job.name),
+        "group": str(getattr(job, "groupid", job.name)) if group else None,
+        "wildcards": {str(key): str(value) for key, value in wildcards.items()},
+        "attempt": int(getattr(job, "attempt", 1)),
+    }
+
+
+def _epoch(events: Mapping[str, Any], key: str) -> int | None:
+    value = events.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def record(
+    run_id: str,
+    job: Any,
+    phase: str,
+    *,
+    prominence_id: int | None = None,
+    entry: Mapping[str, Any] | None = None,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """One event record. ``entry`` is the job as PROMINENCE last described it (a listing entry
+    or, for a finished job, its details); ``reason`` replaces its ``statusReason``."""
+    entry = entry or {}
+    events = entry.get("events") or {}
+    execution = entry.get("execution") or {}
+    codes = [code for code in exit_codes(entry) if code is not None]
+    site = execution.get("site")
+    status = entry.get("status")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "time": (now or datetime.now(UTC))
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "run_id": run_id,
+        **job_identity(job),
+        "prominence_id": prominence_id,
+        "phase": phase,
+        "status": str(status) if status is not None else None,
+        "reason": reason if reason is not None else (entry.get("statusReason") or None),
+        "site": str(site) if site else None,
+        "created": _epoch(events, "createTime"),
+        "started": _epoch(events, "startTime"),
+        "ended": _epoch(events, "endTime"),
+        "exit_code": next((code for code in codes if code != 0), codes[0] if codes else None),
+    }
+
+
+def describe(event: Mapping[str, Any]) -> str:
+    """The record as one line for people (what ``--verbose`` prints)."""
+    pid = event["prominence_id"]
+    where = f"PROMINENCE job {pid}" if pid else "unsubmitted job"
+    text = f"{where} (rule {event['rule']}, job {event['jobid']}): {event['phase']}"
+    details = [
+        value
+        for value in (
+            event["status"] if event["status"] != event["phase"] else None,
+            event["reason"],
+            f"at {event['site']}" if event["site"] else None,
+            f"exit code {event['exit_code']}" if event["exit_code"] else None,
+        )
+        if value
+    ]
+    return text + (f" ({', '.join(details)})" if details else "")
+
+
+class EventSink:
+    """Delivers records to Snakemake's logger and, optionally, to a JSON-lines file.
+
+    The file is opened for appending (several runs can share it; ``run_id`` tells them apart)
+    and written one line per record, flushed at once, so a tool tailing it sees each change as
+    it happens. A write that fails is reported once and the file is given up, never the run.
+    """
+
+    def __init__(self, logger: Any, path: Path | None = None) -> None:
+        self._logger = logger
+        self._lock = threading.Lock()
+        self._file: TextIO | None = None
+        self.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", encoding="utf-8", buffering=1)
+
+    @property
+    def active(self) -> bool:
+        """Whether anyone receives records (else they are not even built)."""
+        return self._file is not None or self._to_logger()
+
+    def _to_logger(self) -> bool:
+        is_enabled = getattr(self._logger, "isEnabledFor", None)
+        return bool(is_enabled and is_enabled(logging.DEBUG))
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self._to_logger():
+            self._logger.debug(describe(event), extra={EXTRA_KEY: event})
+        if self._file is None:
+            return
+        line = json.dumps(event, separators=(",", ":")) + "\n"
+        with self._lock:
+            if self._file is None:
+                return
+            try:
+                self._file.write(line)
+            except OSError as e:
+                self._file = None
+                self._logger.warning(f"Stopped writing job events to {self.path}: {e}")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
