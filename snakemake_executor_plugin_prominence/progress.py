@@ -69,7 +69,8 @@ class RunProgress:
         self._run_id = run_id
         self._sink = sink
         self._idle_threshold = idle_threshold
-        self._min_interval = 0.0 if verbose else min_interval
+        #: seconds between two state lines at least
+        self.min_interval = 0.0 if verbose else min_interval
         self._clock = clock
         self._lock = threading.Lock()
         self._jobs: dict[int, _Job] = {}
@@ -181,7 +182,7 @@ class RunProgress:
             )
             if signature[:3] == (self._last_signature or ())[:3] and not signature[3]:
                 return None
-            if self._last_line_at is not None and now - self._last_line_at < self._min_interval:
+            if self._last_line_at is not None and now - self._last_line_at < self.min_interval:
                 return None
             if not self._jobs and not signature[3]:
                 return None

@@ -268,3 +268,30 @@ def test_the_docs_document_every_field_of_the_schema():
     for phase in events.PHASES:
         assert f"`{phase}`" in docs, phase
     assert f"schema version {events.SCHEMA_VERSION}" in docs.lower()
+
+
+@pytest.mark.parametrize(("level", "interval"), [(logging.INFO, 60.0), (logging.DEBUG, 0.0)])
+def test_the_executor_lifts_the_rate_limit_only_for_verbose_runs(level, interval, tmp_path):
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_prominence.executor import _make_progress
+
+    log = logging.getLogger(f"test-progress-level-{level}")
+    log.setLevel(level)
+    settings = SimpleNamespace(idle_threshold=30, events_file=tmp_path / "e.jsonl")
+    progress = _make_progress(settings, log, "run1")
+    assert progress.min_interval == interval
+    progress.close()
+
+
+def test_an_events_file_that_cannot_be_opened_stops_the_run_with_the_flag(tmp_path):
+    from types import SimpleNamespace
+
+    from snakemake_interface_common.exceptions import WorkflowError
+
+    from snakemake_executor_plugin_prominence.executor import _make_progress
+
+    (tmp_path / "file").write_text("")
+    settings = SimpleNamespace(idle_threshold=30, events_file=tmp_path / "file" / "e.jsonl")
+    with pytest.raises(WorkflowError, match=r"--prominence-events-file .*file/e\.jsonl"):
+        _make_progress(settings, logging.getLogger("x"), "run1")
