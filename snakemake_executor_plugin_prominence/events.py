@@ -12,6 +12,7 @@ This module builds records and delivers them; :mod:`progress` decides when a job
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -128,8 +129,10 @@ class EventSink:
     """Delivers records to Snakemake's logger and, optionally, to a JSON-lines file.
 
     The file is opened for appending (several runs can share it; ``run_id`` tells them apart)
-    and written one line per record, flushed at once, so a tool tailing it sees each change as
-    it happens. A write that fails is reported once and the file is given up, never the run.
+    and written one line per record; :meth:`flush` (after every status check) and
+    :meth:`close` hand the lines to the system, so a tool tailing the file sees the changes of
+    a check when it ends, at the cost of one write per check rather than one per record. A
+    write that fails is reported once and the file is given up, never the run.
     """
 
     def __init__(self, logger: Any, path: Path | None = None) -> None:
@@ -139,7 +142,7 @@ class EventSink:
         self.path = path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = path.open("a", encoding="utf-8", buffering=1)
+            self._file = path.open("a", encoding="utf-8")
 
     @property
     def active(self) -> bool:
@@ -162,11 +165,26 @@ class EventSink:
             try:
                 self._file.write(line)
             except OSError as e:
-                self._file = None
-                self._logger.warning(f"Stopped writing job events to {self.path}: {e}")
+                self._give_up(e)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                try:
+                    self._file.flush()
+                except OSError as e:
+                    self._give_up(e)
 
     def close(self) -> None:
+        self.flush()
         with self._lock:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+    def _give_up(self, error: OSError) -> None:
+        """Lock held: stop writing the file, say so once."""
+        file, self._file = self._file, None
+        with contextlib.suppress(OSError):
+            file.close()  # type: ignore[union-attr]
+        self._logger.warning(f"Stopped writing job events to {self.path}: {error}")

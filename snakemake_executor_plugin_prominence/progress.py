@@ -162,6 +162,8 @@ class RunProgress:
                 self._drop(prominence_id, tracked)
                 entry = {"status": tracked.status, "statusReason": tracked.reason}
                 self._emit(tracked.job, "cancelled", prominence_id, entry)
+        if self._sink is not None:
+            self._sink.flush()  # the run is stopping: no status check will flush them
 
     def close(self) -> None:
         if self._sink is not None:
@@ -170,7 +172,10 @@ class RunProgress:
     # --- the state line ------------------------------------------------------------------
 
     def report(self) -> str | None:
-        """Write the state line if the picture changed and one is due; returns it."""
+        """Write the state line if the picture changed and one is due; returns it. Also
+        hands the cycle's job events to the events file."""
+        if self._sink is not None:
+            self._sink.flush()
         with self._lock:
             now = self._clock()
             over = self._over_threshold(now)
