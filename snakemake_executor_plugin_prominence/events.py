@@ -16,8 +16,8 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -67,7 +67,22 @@ def job_identity(job: Any) -> dict[str, Any]:
 
 def _epoch(events: Mapping[str, Any], key: str) -> int | None:
     value = events.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if type(value) is int else None
+
+
+#: the last second formatted by iso_time, and its text (a run writes many records a second)
+_second: tuple[int, str] = (-1, "")
+
+
+def iso_time(epoch: float) -> str:
+    """``2026-11-28T07:01:02.345Z`` for Unix time ``epoch``."""
+    global _second
+    whole = int(epoch)
+    cached, text = _second
+    if whole != cached:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, text)
+    return f"{text}.{int((epoch - whole) * 1000):03d}Z"
 
 
 def record(
@@ -78,32 +93,36 @@ def record(
     prominence_id: int | None = None,
     entry: Mapping[str, Any] | None = None,
     reason: str | None = None,
-    now: datetime | None = None,
+    when: float | None = None,
+    identity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One event record. ``entry`` is the job as PROMINENCE last described it (a listing entry
-    or, for a finished job, its details); ``reason`` replaces its ``statusReason``."""
+    or, for a finished job, its details); ``reason`` replaces its ``statusReason``; ``when``
+    is the Unix time of the change (default: now); ``identity`` is ``job_identity(job)`` when
+    the caller keeps it."""
     entry = entry or {}
     events = entry.get("events") or {}
-    execution = entry.get("execution") or {}
-    codes = [code for code in exit_codes(entry) if code is not None]
-    site = execution.get("site")
+    execution = entry.get("execution")
+    site, exit_code = None, None
+    if execution:
+        site = execution.get("site") or None
+        codes = [code for code in exit_codes(entry) if code is not None]
+        exit_code = next((code for code in codes if code != 0), codes[0] if codes else None)
     status = entry.get("status")
     return {
         "schema_version": SCHEMA_VERSION,
-        "time": (now or datetime.now(UTC))
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "time": iso_time(time.time() if when is None else when),
         "run_id": run_id,
-        **job_identity(job),
+        **(identity or job_identity(job)),
         "prominence_id": prominence_id,
         "phase": phase,
-        "status": str(status) if status is not None else None,
+        "status": None if status is None else str(status),
         "reason": reason if reason is not None else (entry.get("statusReason") or None),
-        "site": str(site) if site else None,
+        "site": None if site is None else str(site),
         "created": _epoch(events, "createTime"),
         "started": _epoch(events, "startTime"),
         "ended": _epoch(events, "endTime"),
-        "exit_code": next((code for code in codes if code != 0), codes[0] if codes else None),
+        "exit_code": exit_code,
     }
 
 

@@ -44,6 +44,8 @@ class _Job:
     site: str | None = None
     #: when it last became queued (its submission, or its return to the queue); None: running
     queued_since: float | None = None
+    #: events.job_identity of the job, kept once a record was built for it
+    identity: dict[str, Any] | None = None
 
 
 class RunProgress:
@@ -81,6 +83,8 @@ class RunProgress:
         self._queued: set[int] = set()
         self._finished: Counter[str] = Counter()
         self._finished_sites: Counter[str] = Counter()
+        #: submissions whose record is built on the status thread (see submitted)
+        self._new: list[tuple[int, float]] = []
         self._last_line_at: float | None = None
         self._last_signature: tuple[Any, ...] | None = None
 
@@ -106,14 +110,25 @@ class RunProgress:
     # --- what happened -------------------------------------------------------------------
 
     def submitted(self, prominence_id: int, job: Any) -> None:
+        """A job exists. Called on the submission threads, so it only notes the job: its
+        ``submitted`` record (stamped with this moment) is built by the next other call."""
         with self._lock:
             self._jobs[prominence_id] = _Job(job, queued_since=self._clock())
             self._counts[None] += 1
-            self._emit(job, "submitted", prominence_id)
+            self._new.append((prominence_id, time.time()))
+
+    def _emit_new(self) -> None:
+        """Lock held: the ``submitted`` records of the jobs noted since the last call."""
+        new, self._new = self._new, []
+        for prominence_id, when in new:
+            tracked = self._jobs.get(prominence_id)
+            if tracked is not None:
+                self._emit(tracked, "submitted", prominence_id, when=when)
 
     def observe(self, entries: Mapping[int, Mapping[str, Any]]) -> None:
         """A status cycle's listing entries: record status, reason and site changes."""
         with self._lock:
+            self._emit_new()
             for prominence_id, entry in entries.items():
                 tracked = self._jobs.get(prominence_id)
                 status = entry.get("status")
@@ -126,23 +141,26 @@ class RunProgress:
                 self._leave(prominence_id, tracked)
                 tracked.status, tracked.reason, tracked.site = status, reason, site
                 self._enter(prominence_id, tracked)
-                self._emit(tracked.job, job_events.phase_of(status), prominence_id, entry)
+                self._emit(tracked, job_events.phase_of(status), prominence_id, entry)
 
     def finished(self, prominence_id: int, detail: Mapping[str, Any], success: bool) -> None:
         """A job PROMINENCE finished, with its details and the verdict on them."""
         with self._lock:
+            self._emit_new()
             tracked = self._jobs.pop(prominence_id, None)
             if tracked is None:
                 return
             self._drop(prominence_id, tracked)
             phase = job_events.final_phase(detail.get("status"), success)
             self._count_finished(phase, (detail.get("execution") or {}).get("site"))
-            self._emit(tracked.job, phase, prominence_id, detail)
+            self._emit(tracked, phase, prominence_id, detail)
 
     def failed(self, job: Any, message: str, prominence_id: int | None = None) -> None:
         """A job that failed without PROMINENCE finishing it: refused before or at submission
         (no id), or lost. A job :meth:`finished` already reported is left alone."""
         with self._lock:
+            self._emit_new()
+            tracked = _Job(job)
             if prominence_id is not None:
                 tracked = self._jobs.pop(prominence_id, None)
                 if tracked is None:
@@ -150,22 +168,25 @@ class RunProgress:
                 self._drop(prominence_id, tracked)
             self._count_finished("failed", None)
             reason = message.strip().splitlines()[0] if message.strip() else None
-            self._emit(job, "failed", prominence_id, reason=reason)
+            self._emit(tracked, "failed", prominence_id, reason=reason)
 
     def cancelled(self, prominence_ids: Iterable[int]) -> None:
         """Jobs this run deleted because Snakemake stopped."""
         with self._lock:
+            self._emit_new()
             for prominence_id in sorted(prominence_ids):
                 tracked = self._jobs.pop(prominence_id, None)
                 if tracked is None:
                     continue
                 self._drop(prominence_id, tracked)
                 entry = {"status": tracked.status, "statusReason": tracked.reason}
-                self._emit(tracked.job, "cancelled", prominence_id, entry)
+                self._emit(tracked, "cancelled", prominence_id, entry)
         if self._sink is not None:
             self._sink.flush()  # the run is stopping: no status check will flush them
 
     def close(self) -> None:
+        with self._lock:
+            self._emit_new()
         if self._sink is not None:
             self._sink.close()
 
@@ -174,6 +195,8 @@ class RunProgress:
     def report(self) -> str | None:
         """Write the state line if the picture changed and one is due; returns it. Also
         hands the cycle's job events to the events file."""
+        with self._lock:
+            self._emit_new()
         if self._sink is not None:
             self._sink.flush()
         with self._lock:
@@ -290,17 +313,27 @@ class RunProgress:
 
     def _emit(
         self,
-        job: Any,
+        tracked: _Job,
         phase: str,
         prominence_id: int | None,
         entry: Mapping[str, Any] | None = None,
         reason: str | None = None,
+        when: float | None = None,
     ) -> None:
         if self._sink is None or not self._sink.active:
             return
+        if tracked.identity is None:
+            tracked.identity = job_events.job_identity(tracked.job)
         self._sink.emit(
             job_events.record(
-                self._run_id, job, phase, prominence_id=prominence_id, entry=entry, reason=reason
+                self._run_id,
+                tracked.job,
+                phase,
+                prominence_id=prominence_id,
+                entry=entry,
+                reason=reason,
+                when=when,
+                identity=tracked.identity,
             )
         )
 
