@@ -231,6 +231,24 @@ class ExecutorSettings(ExecutorSettingsBase):
             "metavar": "KEY=VALUE[,KEY=VALUE...]",
         },
     )
+    idle_threshold: int = field(
+        default=30,
+        metadata={
+            "help": "Minutes after which a job still queued on PROMINENCE is named in the "
+            "run's state lines, with PROMINENCE's status reason.",
+            "metavar": "MINUTES",
+            "type": int,
+        },
+    )
+    events_file: Optional[Path] = field(
+        default=None,
+        metadata={
+            "help": "Append a JSON record for every job state change to this file (JSON "
+            "lines, schema in the plugin's docs). The same records are on Snakemake's logger "
+            "with --verbose.",
+            "metavar": "PATH",
+        },
+    )
 
 
 common_settings = CommonSettings(

@@ -65,6 +65,7 @@ class Executor(RemoteExecutor):
         self._tracker = tracking.JobTracker(self._client, limiter=lambda: self.status_rate_limiter)
         floor = self.workflow.remote_execution_settings.seconds_between_status_checks
         self._interval = tracking.PollInterval(floor, settings.max_status_interval)
+        self._progress = startup.make_progress(settings, self.logger, self._run.run_id)
         self.logger.info(
             f"PROMINENCE: run {self._run.run_id} at {self._client.base_url}. List its jobs with "
             f"`prominence list --all --constraint {self._run.run_constraint}`."
@@ -149,6 +150,7 @@ class Executor(RemoteExecutor):
         info = SubmittedJobInfo(job, external_jobid=str(prominence_id), aux={"image": image})
         with self._unfinished_lock:
             self._unfinished[prominence_id] = info
+        self._progress.submitted(prominence_id, job)
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
         return self._deployment.prefix
@@ -167,7 +169,9 @@ class Executor(RemoteExecutor):
         try:
             if by_id:
                 result = await self._tracker.cycle(list(by_id))
+                self._progress.observe(result.entries)
                 self._report(result, by_id)
+                self._progress.report()
             else:  # paused with nothing to track: does the token work again?
                 self._client.find_jobs(self._run.run_constraint)
             if self._pause.active:
@@ -251,6 +255,7 @@ class Executor(RemoteExecutor):
     def _finish(self, info: SubmittedJobInfo, prominence_id: int, detail: dict[str, Any]) -> None:
         outcome = tracking.verdict(detail)
         self._forget(prominence_id)
+        self._progress.finished(prominence_id, detail, outcome.success)
         if outcome.success and not self._settings.keep_logs:
             self.report_job_success(info)
             return
@@ -295,6 +300,7 @@ class Executor(RemoteExecutor):
     ) -> None:
         """Report a failed job. Snakemake does not print the message of a group job (only
         "Error in group ..."), so for groups it is logged here first."""
+        self._progress.failed(info.job, message, _prominence_id(info))
         if info.job.is_group():
             group = getattr(info.job, "groupid", info.job.name)
             self.logger.error(f"Group {group} ({info.job.jobid}) failed: {message.strip()}")
@@ -336,6 +342,7 @@ class Executor(RemoteExecutor):
             runinfo.delete_in_chunks(
                 self._client, sorted(ids), self.logger, self._run.run_constraint
             )
+            self._progress.cancelled(ids)
         self._delete_strays(already_deleted=ids)
 
     def _delete_strays(self, already_deleted: set[int] = frozenset()) -> None:
@@ -370,6 +377,8 @@ class Executor(RemoteExecutor):
         client = getattr(self, "_client", None)
         if client is not None:
             client.close()
+        if getattr(self, "_progress", None) is not None:
+            self._progress.close()
 
     # --- helpers -------------------------------------------------------------------
 
@@ -389,3 +398,7 @@ class Executor(RemoteExecutor):
         # Snakemake's --container-image defaults to snakemake/snakemake:v<its version>.
         image = getattr(self.workflow.remote_execution_settings, "container_image", None)
         return image or runinfo.default_snakemake_image()
+
+
+def _prominence_id(info: SubmittedJobInfo) -> int | None:
+    return int(info.external_jobid) if info.external_jobid else None

@@ -7,6 +7,7 @@ costs the user seconds, not a submitted run.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -18,6 +19,7 @@ from snakemake_executor_plugin_prominence.client import (
     check_base_url,
     is_loopback,
 )
+from snakemake_executor_plugin_prominence.progress import RunProgress
 
 
 def check_settings(settings: Any) -> None:
@@ -28,6 +30,7 @@ def check_settings(settings: Any) -> None:
         ("max_outage", 0),
         ("max_token_wait", 0),
         ("token_warning", 0),
+        ("idle_threshold", 0),
     ):
         value = getattr(settings, name)
         if value < minimum:
@@ -111,3 +114,14 @@ def job_defaults(settings: Any, run: runinfo.RunLabels, image: str) -> jobspec.J
         regions=jobspec.split_list(settings.regions),
         labels={**user_labels, **run.labels()},
     )
+
+
+def make_progress(settings: Any, logger: Any, run_id: str) -> RunProgress:
+    """State lines and job events; ``--verbose`` (a DEBUG logger) lifts the rate limit."""
+    verbose = bool(getattr(logger, "isEnabledFor", lambda _level: False)(logging.DEBUG))
+    try:
+        return RunProgress.for_run(
+            logger, run_id, settings.idle_threshold, settings.events_file, verbose
+        )
+    except OSError as e:
+        raise WorkflowError(f"--prominence-events-file {settings.events_file}: {e}") from None

@@ -146,6 +146,9 @@ class CycleResult:
     finished: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: jobs the server no longer knows, with the reason in words
     lost: dict[int, str] = field(default_factory=dict)
+    #: the entry the listing gave for each job it showed (status, statusReason, events), as
+    #: received: the run's state picture and job events read it, at no extra request
+    entries: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: True when at least one request of the cycle was answered
     reachable: bool = True
     #: True when any job changed status (or finished) since the previous cycle
@@ -213,6 +216,7 @@ class JobTracker:
                 if entry is None:
                     continue
             seen.missing_since, seen.missing_cycles = None, 0
+            result.entries[job_id] = entry
             status = str(entry.get("status"))
             if status != seen.status:
                 result.changed = True

@@ -141,6 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID:SECRET",
         help="a client the token endpoint accepts (repeatable); default: any client",
     )
+    add(
+        "--hold-idle",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="keep each new job queued for S seconds (inf: until the emulator stops), shown "
+        "as 'waiting' with the reason 'No matching resources currently available', as when "
+        "no site has room (default: no hold)",
+    )
+    add(
+        "--hold-idle-match",
+        action="append",
+        dest="hold_idle_match",
+        metavar="PATTERN",
+        help="hold only jobs whose name matches this fnmatch pattern, e.g. "
+        "'snakejob.align.*' (repeatable; default: every job)",
+    )
     add("--log-requests", action="store_true", help="log every HTTP request on stderr")
     add("-v", "--verbose", action="store_true", help="log every job and injected fault on stderr")
     return parser
@@ -181,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_requests=args.log_requests,
         token_lifetime=args.token_lifetime,
         oidc_clients=clients,
+        hold_idle=args.hold_idle,
+        hold_idle_match=args.hold_idle_match or ("*",),
     )
     stop = threading.Event()
 

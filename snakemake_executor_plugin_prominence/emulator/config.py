@@ -72,12 +72,22 @@ class EmulatorConfig:
     token_lifetime: float = 3600.0
     #: client id -> secret accepted by the token endpoint (empty: any client)
     oidc_clients: tuple[tuple[str, str], ...] = ()
+    #: seconds jobs whose name matches ``hold_idle_match`` wait in the queue (``inf``: until
+    #: released; 0: no hold), as when no site has room for them (see hold.py)
+    hold_idle: float = 0.0
+    hold_idle_match: tuple[str, ...] = ("*",)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prefix", normalise_prefix(self.prefix))
         if self.tokens is not None:
             object.__setattr__(self, "tokens", tuple(self.tokens))
-        for name in ("bare_images", "missing_images", "plain_images", "pass_env"):
+        for name in (
+            "bare_images",
+            "missing_images",
+            "plain_images",
+            "pass_env",
+            "hold_idle_match",
+        ):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.cpus is not None and self.cpus < 1:
             raise ValueError("cpus must be at least 1")
@@ -90,6 +100,8 @@ class EmulatorConfig:
         if not (self.token_lifetime > 0 and math.isfinite(self.token_lifetime)):
             raise ValueError("token_lifetime must be a positive number of seconds")
         object.__setattr__(self, "oidc_clients", tuple(tuple(c) for c in self.oidc_clients))
+        if not self.hold_idle >= 0:
+            raise ValueError("hold_idle must not be negative")
         if not (self.time_scale > 0 and math.isfinite(self.time_scale)):
             raise ValueError("time_scale must be a positive number")
 

@@ -16,6 +16,7 @@ from . import render, sandbox
 from .auth import Authenticator
 from .config import EmulatorConfig
 from .faults import RequestStats
+from .hold import HoldRule
 from .oidc import IdentityProvider
 from .runner import Runner
 from .store import JobRecord, JobStore
@@ -53,6 +54,7 @@ class EmulatorCore:
         self._inputs: dict[int, Inputs] = {}
         shims = sandbox.Shims(state_dir / "shims")
         self.runner = Runner(config, self.store, shims, self._inputs_of, lambda: self.base_url)
+        self.hold_rule = HoldRule(config.hold_idle, config.hold_idle_match)
 
     def _inputs_of(self, record: JobRecord) -> Inputs:
         return self._inputs.get(record.id, Inputs(()))
@@ -83,10 +85,14 @@ class EmulatorCore:
             job_token=self.auth.issue_job_token(owner),
             stay_in_queue=bool(spec.get("policies", {}).get("leaveInQueue", False)),
         )
+        record.held_until = self.hold_rule.until(record.name, now)
         if self.config.instant:
-            record.status = "running"
-            record.started = now
-            record.instant_until = now + self.config.job_seconds
+            if record.held_until is None:
+                record.status = "running"
+                record.started = now
+                record.instant_until = now + self.config.job_seconds
+            else:  # runs once the hold is over (see JobRecord.refresh)
+                record.instant_until = record.held_until + self.config.job_seconds
             self.store.add(record)
             return record
         assert record.job_dir is not None
@@ -112,6 +118,33 @@ class EmulatorCore:
             if record.terminal:
                 record.in_queue = False
             return True
+
+    def hold_idle(self, rule: HoldRule) -> None:
+        """From now on, hold the jobs ``rule`` names; jobs already queued that it names wait
+        its time from now."""
+        now = time.time()
+        with self.store.lock:
+            self.hold_rule = rule
+            for record in self.store.all():
+                if record.status == "idle":
+                    self._set_hold(record, rule.until(record.name, now), now)
+        self.runner.wake()
+
+    def release_idle(self) -> None:
+        """Stop holding: every held job may start now (new jobs are no longer held)."""
+        now = time.time()
+        with self.store.lock:
+            self.hold_rule = HoldRule(0.0)
+            for record in self.store.all():
+                if record.status == "idle" and record.held_until is not None:
+                    self._set_hold(record, now, now)
+        self.runner.wake()
+
+    def _set_hold(self, record: JobRecord, until: float | None, now: float) -> None:
+        if record.instant_until is not None:  # an instant job starts when its hold ends
+            until = now if until is None else until
+            record.instant_until = until + self.config.job_seconds
+        record.held_until = until
 
     # -- inspection ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 
+from .hold import REASON_NO_RESOURCES_NOW
 from .store import JobRecord
 
 _DETAIL_COPIED = ("policies", "notifications", "artifacts", "inputs", "labels")
@@ -25,16 +26,22 @@ def events(record: JobRecord) -> dict[str, int]:
 
 
 def summary(record: JobRecord, pending: bool = False) -> dict:
-    """The object a listing returns without ``detail`` (``pending``: say pending, not idle)."""
+    """The object a listing returns without ``detail`` (``pending``: say pending, not idle).
+
+    A held job (no site has room for it) is ``waiting`` with the server's reason for that.
+    """
+    status, reason = record.status, record.reason
+    if status == "idle" and record.held_until is not None:
+        status, reason = "waiting", REASON_NO_RESOURCES_NOW
     job = {
         "id": record.id,
-        "status": "pending" if pending and record.status == "idle" else record.status,
+        "status": "pending" if pending and status in ("idle", "waiting") else status,
         "name": record.name,
         "tasks": copy.deepcopy(record.spec["tasks"]),
         "events": events(record),
     }
-    if record.reason is not None:
-        job["statusReason"] = record.reason
+    if reason is not None:
+        job["statusReason"] = reason
     return job
 
 

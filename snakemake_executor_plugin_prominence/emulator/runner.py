@@ -13,6 +13,7 @@ whether a job is still running.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -100,6 +101,11 @@ class Runner:
             self._queue.append(record)
             self._cond.notify_all()
 
+    def wake(self) -> None:
+        """Run a scheduling pass now (a hold changed)."""
+        with self._cond:
+            self._cond.notify_all()
+
     def delete(self, records: Iterable[JobRecord]) -> int:
         """Delete the jobs still in the queue and unfinished; returns how many were removed.
 
@@ -141,7 +147,7 @@ class Runner:
     def _schedule_pass(self) -> float | None:
         """Fail expired or impossible jobs, start the ones that fit; lock held.
 
-        Returns the seconds until the next queue-time deadline (``None``: none pending).
+        Returns the seconds until the next queue-time deadline or end of a hold (``None``: none).
         """
         now = time.time()
         waiting: list[JobRecord] = []
@@ -162,9 +168,18 @@ class Runner:
                     record.finish("failed", REASON_QUEUE_TIME, now)
                     continue
                 next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
+            if record.held_until is not None:
+                if record.held_until > now:  # held (see hold.py): not a candidate yet
+                    if record.held_until != math.inf:
+                        next_deadline = min(next_deadline or math.inf, record.held_until)
+                    waiting.append(record)
+                    continue
+                record.held_until = None
             waiting.append(record)
         waiting.sort(key=lambda r: (-int(r.policies.get("priority", 0)), r.id))
         for record in waiting:
+            if record.held_until is not None:
+                continue
             need = record.demand
             if need.total_cpus <= self._free_cpus and need.total_memory <= self._free_memory:
                 self._free_cpus -= need.total_cpus

@@ -6,6 +6,7 @@ thread, and exposes the jobs for inspection without going through HTTP.
 
 from __future__ import annotations
 
+import math
 import shutil
 import socket
 import tempfile
@@ -22,6 +23,7 @@ from .app import OIDC_PATH, create_app
 from .config import DEFAULT_BARE_IMAGES, EmulatorConfig
 from .core import EmulatorCore
 from .faults import FaultMiddleware, route_key
+from .hold import HoldRule
 from .store import TERMINAL_STATES
 
 
@@ -82,6 +84,8 @@ class Emulator:
         log_requests: bool = False,
         token_lifetime: float = 3600.0,
         oidc_clients: dict[str, str] | None = None,
+        hold_idle: float = 0.0,
+        hold_idle_match: Iterable[str] = ("*",),
     ) -> None:
         self.config = EmulatorConfig(
             host=host,
@@ -106,6 +110,8 @@ class Emulator:
             log_requests=log_requests,
             token_lifetime=token_lifetime,
             oidc_clients=tuple((oidc_clients or {}).items()),
+            hold_idle=hold_idle,
+            hold_idle_match=tuple(hold_idle_match),
         )
         self.core: EmulatorCore | None = None
         self.state_dir: Path | None = None
@@ -264,6 +270,17 @@ class Emulator:
             if latency < 0:
                 raise ValueError("latency must not be negative")
             self._faults.latency = latency
+
+    def hold_idle(self, seconds: float = math.inf, match: Iterable[str] = ("*",)) -> None:
+        """From now on, keep jobs whose name matches a pattern of ``match`` (fnmatch) queued
+        for ``seconds`` after submission (``math.inf``: until :meth:`release_idle`), as when no
+        site has room: they show as ``waiting`` with the reason ``No matching resources
+        currently available``. Matching jobs already queued wait ``seconds`` from now."""
+        self._core.hold_idle(HoldRule(seconds, tuple(match)))
+
+    def release_idle(self) -> None:
+        """End every hold: held jobs may start now, and new jobs are no longer held."""
+        self._core.release_idle()
 
     def stats(self) -> dict[str, Any]:
         """The same document as ``GET /_emulator/stats``."""

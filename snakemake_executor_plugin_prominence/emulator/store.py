@@ -42,6 +42,8 @@ class JobRecord:
     job_dir: Path | None
     job_token: str = ""
     instant_until: float | None = None
+    #: while set, the job stays queued (shown as waiting) until this time (see ``hold``)
+    held_until: float | None = None
     status: str = "idle"
     reason: str | None = None
     started: float | None = None
@@ -78,7 +80,14 @@ class JobRecord:
 
     def refresh(self, now: float) -> None:
         """Bring an instant-mode job up to date with the clock (no-op for real jobs)."""
-        if self.instant_until is None or self.status != "running" or now < self.instant_until:
+        if self.instant_until is None:
+            return
+        if self.status == "idle" and self.held_until is not None:
+            if now < self.held_until:
+                return
+            # The hold is over: it runs from then on (``instant_until`` already counts the hold).
+            self.status, self.started, self.held_until = "running", self.held_until, None
+        if self.status != "running" or now < self.instant_until:
             return
         self.task_results = [
             {
