@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from snakemake_executor_plugin_prominence import detached
 from tests.emulator_helpers import wait_until
@@ -116,7 +117,7 @@ def test_a_detached_run_outlives_its_submitter_and_the_users_token(emu, tmp_path
         assert secret not in followed
 
 
-def test_a_head_deleted_from_outside_leaves_nothing_active_after_cancel(emu, tmp_path):
+def test_a_head_deleted_from_outside_deletes_its_jobs_and_cancel_finds_none_left(emu, tmp_path):
     workdir = copy_example(tmp_path / "wf")
     token = emu.login("erin")["access_token"]
     run_id, head_id, _ = submit(workdir, tmp_path / "storage", emu.url, token)
@@ -127,11 +128,17 @@ def test_a_head_deleted_from_outside_leaves_nothing_active_after_cancel(emu, tmp
     emu.expire_tokens()
     token = emu.login("erin")["access_token"]
     # deleted from outside: the head gets SIGTERM and deletes its own jobs within the grace
-    cancelled = cli("cancel", run_id, cwd=tmp_path, url=emu.url, token=token)
-    assert cancelled.returncode == 0 and "Deleted" in cancelled.stdout, cancelled.stderr
+    response = requests.delete(
+        f"{emu.url}/jobs/{head_id}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert response.status_code == 200, response.text
     assert wait_until(
         lambda: not any(j["status"] in ACTIVE for j in run_jobs(emu, run_id)), timeout=30
-    )
+    ), [(j["id"], j["status"]) for j in run_jobs(emu, run_id)]
+    # the head deleted the job(s) it had running (not merely left them to finish)
+    assert any(j["status"] == "deleted" for j in run_jobs(emu, run_id) if j["id"] != head_id)
+    err = (emu.job_dir(head_id) / "job.0.err").read_text()
+    assert token not in err
     again = cli("cancel", run_id, cwd=tmp_path, url=emu.url, token=token)
     assert "Deleted 0 job(s)" in again.stdout
     assert emu.job(head_id)["status"] == "deleted"
