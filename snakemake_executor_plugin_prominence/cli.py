@@ -28,6 +28,8 @@ LOCAL_ONLY = {
     "oidc_client_secret",
     "ca_bundle",
 }
+#: ``submit``'s own flags (the head job's resources and image).
+HEAD_FLAGS = ("--prominence-head-walltime", "--prominence-head-memory", "--prominence-head-image")
 TERMINAL = {"completed", "failed", "deleted", "killed"}
 
 log = logging.getLogger("prominence-snakemake")
@@ -171,6 +173,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     deleted = runinfo.delete_in_chunks(client, ids, log, constraint) if ids else 0
     print(f"Deleted {deleted} job(s) of run {args.run}.")
     return 0
+
+
+def cli_only_flags() -> set[str]:
+    """The ``--prominence-*`` flags of ``submit`` that are not executor settings (for the docs)."""
+    return set(HEAD_FLAGS)
 
 
 def build_parser() -> argparse.ArgumentParser:

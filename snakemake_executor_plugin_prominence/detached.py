@@ -78,8 +78,8 @@ def head_command(
 ) -> str:
     """The head's shell command: restore the sources, get the plugins, run Snakemake.
 
-    ``exec`` makes Snakemake the task's main process, so a deletion's SIGTERM reaches it and it
-    cancels its jobs before the grace period ends.
+    ``exec`` makes the ``head`` wrapper the task's main process, so a deletion's SIGTERM reaches
+    it and Snakemake (told by SIGINT) deletes its jobs before the grace period ends.
     """
     steps = [f"tar xzf {SOURCES_NAME}", f"rm -f {SOURCES_NAME}"]
     prefix = package_install_command() if install else ""
@@ -88,7 +88,7 @@ def head_command(
     snakemake = [
         "python",
         "-m",
-        "snakemake",
+        "snakemake_executor_plugin_prominence.head",
         "--executor",
         "prominence",
         *settings_args,

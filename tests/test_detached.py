@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from snakemake_executor_plugin_prominence import detached
+from snakemake_executor_plugin_prominence import cli, detached
 from tests.emulator_helpers import wait_until
 from tests.processes import BIN, EXAMPLE_RESULTS, copy_example, files_under, plugin_args
 
@@ -153,3 +153,12 @@ def test_sources_carry_the_workflow_but_not_its_state(tmp_path):
     assert "Snakefile" in names and not any(n.startswith(".snakemake") for n in names)
     command = detached.head_command("r1", ["--jobs", "2"], ["--prominence-runtime", "docker"])
     assert "PROMINENCE_SNAKEMAKE_RUN_ID=r1" in command and "TOKEN" not in command
+
+
+def test_submit_help_lists_the_head_flags():
+    result = subprocess.run(
+        [str(BIN / "prominence-snakemake"), "submit", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for flag in cli.HEAD_FLAGS:
+        assert flag in result.stdout

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_executor_plugin_prominence import ExecutorSettings, jobspec
+from snakemake_executor_plugin_prominence import ExecutorSettings, cli, jobspec
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAG = re.compile(r"--prominence-[a-z][a-z-]*[a-z]")
@@ -19,6 +19,7 @@ NOT_RESOURCES = {"prominence_logs"}  # the log directory, .snakemake/prominence_
 CODE_FLAGS = {
     "--prominence-" + f.name.replace("_", "-") for f in dataclasses.fields(ExecutorSettings)
 }
+CODE_FLAGS |= cli.cli_only_flags()  # prominence-snakemake submit's own flags
 CODE_RESOURCES = set(jobspec.PROMINENCE_RESOURCES)
 
 
