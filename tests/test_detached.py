@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from snakemake_executor_plugin_prominence import cli, detached
+from snakemake_executor_plugin_prominence import detached
+from snakemake_executor_plugin_prominence.cli import HEAD_FLAGS
 from tests.emulator_helpers import wait_until
 from tests.processes import BIN, EXAMPLE_RESULTS, copy_example, files_under, plugin_args
 
@@ -160,5 +161,5 @@ def test_submit_help_lists_the_head_flags():
         [str(BIN / "prominence-snakemake"), "submit", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0
-    for flag in cli.HEAD_FLAGS:
+    for flag in HEAD_FLAGS:
         assert flag in result.stdout
