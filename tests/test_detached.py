@@ -163,3 +163,18 @@ def test_submit_help_lists_the_head_flags():
     assert result.returncode == 0
     for flag in HEAD_FLAGS:
         assert flag in result.stdout
+
+
+def test_the_emulator_job_token_is_the_real_servers_jwt_and_outlives_user_tokens():
+    from snakemake_executor_plugin_prominence.emulator.auth import Authenticator, jwt_claims
+
+    auth = Authenticator()
+    before = time.time()
+    token = auth.issue_job_token("dana", walltime_minutes=60)
+    claims = jwt_claims(token)
+    assert claims["username"] == "dana" and claims["groups"] and claims["job"]
+    expected = before + 10 * 24 * 3600 + 2 * 60 * 60 * 3
+    assert expected - 5 <= claims["exp"] <= expected + 5
+    assert token.split(".")[0] == "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"  # {"alg":"HS256",...}
+    auth.idp.expire_all()  # the user's access tokens expire; the job token does not
+    assert auth.username(f"Bearer {token}") == "dana"
