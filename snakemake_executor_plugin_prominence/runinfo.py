@@ -8,6 +8,7 @@ the same workflow left behind.
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import uuid
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from snakemake_executor_plugin_prominence.client import (
 
 RUN_LABEL = "snakemakerun"
 WORKDIR_LABEL = "snakemakewd"
+#: A detached run's head job sets this so that its Snakemake uses the run id `submit` printed.
+RUN_ID_ENV = "PROMINENCE_SNAKEMAKE_RUN_ID"
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,9 @@ class RunLabels:
 
     @classmethod
     def new(cls, workdir: str) -> RunLabels:
-        return cls(uuid.uuid4().hex, workdir_key(workdir))
+        given = os.environ.get(RUN_ID_ENV, "").strip()
+        run_id = jobspec.label_value(given) if given else uuid.uuid4().hex
+        return cls(run_id, workdir_key(workdir))
 
     def labels(self) -> dict[str, str]:
         return {RUN_LABEL: self.run_id, WORKDIR_LABEL: self.workdir_key}

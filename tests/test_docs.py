@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_executor_plugin_prominence import ExecutorSettings, jobspec
+from snakemake_executor_plugin_prominence import ExecutorSettings, cli, jobspec
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAG = re.compile(r"--prominence-[a-z][a-z-]*[a-z]")
@@ -20,6 +20,7 @@ NOT_RESOURCES = {"prominence_logs", "prominence_id", "prominence_job_state"}
 CODE_FLAGS = {
     "--prominence-" + f.name.replace("_", "-") for f in dataclasses.fields(ExecutorSettings)
 }
+CODE_FLAGS |= cli.cli_only_flags()  # prominence-snakemake submit's own flags
 CODE_RESOURCES = set(jobspec.PROMINENCE_RESOURCES)
 
 

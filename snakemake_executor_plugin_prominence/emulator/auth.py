@@ -17,7 +17,12 @@ import threading
 import time
 from collections.abc import Iterable
 
-from .oidc import IdentityProvider
+from .oidc import IdentityProvider, make_jwt
+
+#: job token lifetime beyond the job's own time (reference §1: 10 days + 2 x max_run_time)
+JOB_TOKEN_BASE_SECONDS = 10 * 24 * 3600
+#: walltime minutes assumed for a job without one (the worker's default limit)
+DEFAULT_WALLTIME_MINUTES = 720
 
 
 def jwt_claims(token: str) -> dict | None:
@@ -76,14 +81,27 @@ class Authenticator:
     ) -> None:
         self._allowed = None if tokens is None else frozenset(tokens)
         self._job_tokens: dict[str, str] = {}
+        self._job_key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self.idp = idp or IdentityProvider()
         #: requests answered 401 (tests use it to prove that a run never used a stale token)
         self.refused = 0
 
-    def issue_job_token(self, username: str) -> str:
-        """Create a token that authenticates as ``username`` (what ``PROMINENCE_TOKEN`` holds)."""
-        token = "emujob." + secrets.token_urlsafe(32)
+    def issue_job_token(self, username: str, walltime_minutes: float | None = None) -> str:
+        """Create the token that authenticates as ``username`` (what ``PROMINENCE_TOKEN`` holds).
+
+        As on the real server: an HS256 JWT with ``username``, ``groups`` and ``job`` claims,
+        valid for 10 days + 2 x (3 x walltime), and not tied to the user's access token (so
+        expiring the user's tokens does not revoke it).
+        """
+        minutes = walltime_minutes or DEFAULT_WALLTIME_MINUTES
+        claims = {
+            "username": username,
+            "groups": "users",
+            "job": secrets.token_hex(16),
+            "exp": int(time.time() + JOB_TOKEN_BASE_SECONDS + 2 * minutes * 60 * 3),
+        }
+        token = make_jwt(claims, self._job_key)
         with self._lock:
             self._job_tokens[token] = username
         return token
@@ -103,7 +121,7 @@ class Authenticator:
         with self._lock:
             owner = self._job_tokens.get(token)
         if owner is not None:
-            return owner
+            return None if is_expired(token) else owner
         claims = jwt_claims(token)
         if claims is not None and self.idp.is_revoked(claims):
             return None  # issued by our identity provider, then expired on demand

@@ -82,7 +82,9 @@ class EmulatorCore:
             demand=need,
             created=now,
             job_dir=None if self.config.instant else self.jobs_dir / str(job_id),
-            job_token=self.auth.issue_job_token(owner),
+            job_token=self.auth.issue_job_token(
+                owner, (spec.get("resources") or {}).get("walltime")
+            ),
             stay_in_queue=bool(spec.get("policies", {}).get("leaveInQueue", False)),
         )
         record.held_until = self.hold_rule.until(record.name, now)

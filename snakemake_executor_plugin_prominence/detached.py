@@ -1,0 +1,151 @@
+"""The head job of a detached run: its sources, its command and its description (no HTTP here).
+
+The head is one PROMINENCE job that restores the workflow's sources and runs
+``snakemake --executor prominence ...`` itself, with the job token PROMINENCE gives every job
+(``PROMINENCE_URL``/``PROMINENCE_TOKEN``), so the user's laptop and token are needed only to
+submit. The sources travel inside the job description as one ``inputs`` file: they outlive the
+submitting process (Snakemake's own source archive is deleted when its ``schedule()`` returns)
+and need no storage round trip, at the price of PROMINENCE's 1 MiB request limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shlex
+import tarfile
+from collections.abc import Mapping, Sequence
+from importlib.metadata import distributions
+from pathlib import Path
+from typing import Any
+
+from snakemake_executor_plugin_prominence import deployment, jobspec, runinfo
+
+#: Label on head jobs only (``list`` finds detached runs by it).
+HEAD_LABEL = "snakemakehead"
+#: Start of a head job's name (plain listings carry names, not labels).
+HEAD_NAME_PREFIX = "snakemake-head-"
+SOURCES_NAME = "snakemake-sources.tar.gz"
+#: Base64 grows the archive by 4/3; PROMINENCE refuses request bodies over 1 MiB.
+MAX_SOURCES_BYTES = 700_000
+#: Directories never shipped: Snakemake's state, version control, virtual environments.
+SKIPPED_DIRS = {".snakemake", ".git", ".venv", "venv", "__pycache__", ".pytest_cache"}
+#: Storage plugin settings are env settings named like this; they travel in the task env.
+STORAGE_ENV_PREFIX = "SNAKEMAKE_STORAGE_"
+
+
+class SourcesTooLarge(ValueError):
+    pass
+
+
+def pack_sources(workdir: Path, skip: Sequence[str] = ()) -> bytes:
+    """A gzipped tar of every file under ``workdir`` except state, VCS and ``skip`` dirs.
+
+    Everything is shipped (not only what git tracks): inside the head the sources are not a
+    git checkout, so what Snakemake deploys from there to the worker jobs is what is here.
+    """
+    skipped = SKIPPED_DIRS | set(skip)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for root, dirs, files in os.walk(workdir):
+            dirs[:] = sorted(d for d in dirs if d not in skipped)
+            for name in sorted(files):
+                path = Path(root) / name
+                tar.add(path, arcname=str(path.relative_to(workdir)), recursive=False)
+    data = buffer.getvalue()
+    if len(data) > MAX_SOURCES_BYTES:
+        raise SourcesTooLarge(
+            f"The workflow directory {workdir} packs to {len(data)} bytes, more than the "
+            f"{MAX_SOURCES_BYTES} a PROMINENCE job description can carry. Move data files "
+            "into storage (or out of the directory) and submit again."
+        )
+    return data
+
+
+def package_install_command() -> str:
+    """How the head gets the storage plugins (Snakemake and this plugin come with its image).
+
+    One function so that it can switch to the per-run wheelhouse later.
+    """
+    pins = {
+        f"{dist.metadata['Name']}=={dist.version}"
+        for dist in distributions()
+        if (dist.metadata["Name"] or "").lower().startswith("snakemake-storage-plugin-")
+    }
+    return deployment.pip_install_command(pins)
+
+
+def head_command(
+    run_id: str,
+    snakemake_args: Sequence[str],
+    settings_args: Sequence[str],
+    install: bool = True,
+) -> str:
+    """The head's shell command: restore the sources, get the plugins, run Snakemake.
+
+    ``exec`` makes the ``head`` wrapper the task's main process, so a deletion's SIGTERM reaches
+    it and Snakemake (told by SIGINT) deletes its jobs before the grace period ends.
+    """
+    steps = [f"tar xzf {SOURCES_NAME}", f"rm -f {SOURCES_NAME}"]
+    prefix = package_install_command() if install else ""
+    if prefix:
+        steps.append(prefix)
+    snakemake = [
+        "python",
+        "-m",
+        "snakemake_executor_plugin_prominence.head",
+        "--executor",
+        "prominence",
+        *settings_args,
+        *snakemake_args,
+    ]
+    steps.append(
+        f"export {runinfo.RUN_ID_ENV}={shlex.quote(run_id)} PYTHONUNBUFFERED=1 && exec "
+        + shlex.join(snakemake)
+    )
+    return " && ".join(steps)
+
+
+def storage_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """Storage settings given as environment variables (credentials among them)."""
+    return {k: v for k, v in environ.items() if k.startswith(STORAGE_ENV_PREFIX)}
+
+
+def head_description(
+    *,
+    run_id: str,
+    command: str,
+    sources: bytes,
+    image: str,
+    env: Mapping[str, str],
+    labels: Mapping[str, str],
+    cpus: int,
+    memory_gb: int,
+    disk_gb: int,
+    walltime_minutes: int,
+    runtime: str = "singularity",
+) -> dict[str, Any]:
+    """The ``POST /jobs`` body of the head job (it never holds the user's token)."""
+    task: dict[str, Any] = {
+        "image": image,
+        "runtime": runtime,
+        "cmd": jobspec.shell_command(command),
+    }
+    if env:
+        task["env"] = dict(env)
+    return {
+        "name": HEAD_NAME_PREFIX + jobspec.label_value(run_id)[:40],
+        "resources": {
+            "cpus": cpus,
+            "memory": memory_gb,
+            "disk": disk_gb,
+            "nodes": 1,
+            "walltime": walltime_minutes,
+        },
+        "tasks": [task],
+        "labels": {**labels, runinfo.RUN_LABEL: run_id, HEAD_LABEL: "1"},
+        "inputs": [
+            {"filename": SOURCES_NAME, "content": base64.b64encode(sources).decode("ascii")}
+        ],
+    }
