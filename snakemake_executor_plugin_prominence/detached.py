@@ -69,9 +69,9 @@ def package_install_command() -> str:
     One function so that it can switch to the per-run wheelhouse later.
     """
     pins = {
-        f"{dist.metadata['Name']}=={dist.version}"
+        deployment.pin(dist)
         for dist in distributions()
-        if (dist.metadata["Name"] or "").lower().startswith("snakemake-storage-plugin-")
+        if (dist.metadata["Name"] or "").lower().startswith(deployment.PLUGIN_PREFIX)
     }
     return deployment.pip_install_command(pins)
 
