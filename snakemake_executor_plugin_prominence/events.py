@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -65,6 +66,20 @@ def job_identity(job: Any) -> dict[str, Any]:
     }
 
 
+def subject(run_id: str, job: Any) -> str:
+    """The members every record of ``job`` shares (run id and the job's identity), as JSON
+    text: built once per job, so a record costs only the formatting of what changed."""
+    return json.dumps({"run_id": run_id, **job_identity(job)}, separators=(",", ":"))[1:-1]
+
+
+def _json(value: str | int | None) -> str:
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return str(value)
+    return encode_basestring_ascii(str(value))
+
+
 def _epoch(events: Mapping[str, Any], key: str) -> int | None:
     value = events.get(key)
     return value if type(value) is int else None
@@ -85,6 +100,47 @@ def iso_time(epoch: float) -> str:
     return f"{text}.{int((epoch - whole) * 1000):03d}Z"
 
 
+def json_line(
+    shared: str,
+    phase: str,
+    *,
+    prominence_id: int | None = None,
+    entry: Mapping[str, Any] | None = None,
+    reason: str | None = None,
+    when: float | None = None,
+) -> str:
+    """One event record as a JSON line (with its newline), the form the events file keeps
+    and the one every record is made from. ``shared`` is ``subject(run_id, job)``; ``entry``
+    is the job as PROMINENCE last described it (a listing entry or, for a finished job, its
+    details); ``reason`` replaces its ``statusReason``; ``when`` is the Unix time of the
+    change (default: now).
+
+    Formatted field by field rather than through ``json.dumps`` of a dict: a run writes a few
+    records per job, and this is half the CPU time (see ``benchmarks/events.py``).
+    ``tests/test_progress.py`` checks every line against ``job_event.schema.json``."""
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r}")
+    entry = entry or {}
+    events = entry.get("events") or {}
+    execution = entry.get("execution")
+    site, exit_code = None, None
+    if execution:
+        site = execution.get("site") or None
+        codes = [code for code in exit_codes(entry) if code is not None]
+        exit_code = next((code for code in codes if code != 0), codes[0] if codes else None)
+    if reason is None:
+        reason = entry.get("statusReason") or None
+    stamp = iso_time(time.time() if when is None else when)
+    return (
+        f'{{"schema_version":{SCHEMA_VERSION},"time":"{stamp}",{shared},'
+        f'"prominence_id":{_json(prominence_id)},"phase":"{phase}",'
+        f'"status":{_json(entry.get("status"))},"reason":{_json(reason)},"site":{_json(site)},'
+        f'"created":{_json(_epoch(events, "createTime"))},'
+        f'"started":{_json(_epoch(events, "startTime"))},'
+        f'"ended":{_json(_epoch(events, "endTime"))},"exit_code":{_json(exit_code)}}}\n'
+    )
+
+
 def record(
     run_id: str,
     job: Any,
@@ -94,36 +150,18 @@ def record(
     entry: Mapping[str, Any] | None = None,
     reason: str | None = None,
     when: float | None = None,
-    identity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One event record. ``entry`` is the job as PROMINENCE last described it (a listing entry
-    or, for a finished job, its details); ``reason`` replaces its ``statusReason``; ``when``
-    is the Unix time of the change (default: now); ``identity`` is ``job_identity(job)`` when
-    the caller keeps it."""
-    entry = entry or {}
-    events = entry.get("events") or {}
-    execution = entry.get("execution")
-    site, exit_code = None, None
-    if execution:
-        site = execution.get("site") or None
-        codes = [code for code in exit_codes(entry) if code is not None]
-        exit_code = next((code for code in codes if code != 0), codes[0] if codes else None)
-    status = entry.get("status")
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "time": iso_time(time.time() if when is None else when),
-        "run_id": run_id,
-        **(identity or job_identity(job)),
-        "prominence_id": prominence_id,
-        "phase": phase,
-        "status": None if status is None else str(status),
-        "reason": reason if reason is not None else (entry.get("statusReason") or None),
-        "site": None if site is None else str(site),
-        "created": _epoch(events, "createTime"),
-        "started": _epoch(events, "startTime"),
-        "ended": _epoch(events, "endTime"),
-        "exit_code": exit_code,
-    }
+    """One event record as a dict (what the logger's ``extra`` payload holds); see
+    :func:`json_line` for the arguments."""
+    line = json_line(
+        subject(run_id, job),
+        phase,
+        prominence_id=prominence_id,
+        entry=entry,
+        reason=reason,
+        when=when,
+    )
+    return json.loads(line)
 
 
 def describe(event: Mapping[str, Any]) -> str:
@@ -172,12 +210,13 @@ class EventSink:
         is_enabled = getattr(self._logger, "isEnabledFor", None)
         return bool(is_enabled and is_enabled(logging.DEBUG))
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, line: str) -> None:
+        """Deliver one record, given as :func:`json_line` made it."""
         if self._to_logger():
+            event = json.loads(line)
             self._logger.debug(describe(event), extra={EXTRA_KEY: event})
         if self._file is None:
             return
-        line = json.dumps(event, separators=(",", ":")) + "\n"
         with self._lock:
             if self._file is None:
                 return

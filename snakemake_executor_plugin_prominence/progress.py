@@ -44,8 +44,8 @@ class _Job:
     site: str | None = None
     #: when it last became queued (its submission, or its return to the queue); None: running
     queued_since: float | None = None
-    #: events.job_identity of the job, kept once a record was built for it
-    identity: dict[str, Any] | None = None
+    #: events.subject of the job, kept once a record was built for it
+    subject: str | None = None
 
 
 class RunProgress:
@@ -322,18 +322,16 @@ class RunProgress:
     ) -> None:
         if self._sink is None or not self._sink.active:
             return
-        if tracked.identity is None:
-            tracked.identity = job_events.job_identity(tracked.job)
+        if tracked.subject is None:
+            tracked.subject = job_events.subject(self._run_id, tracked.job)
         self._sink.emit(
-            job_events.record(
-                self._run_id,
-                tracked.job,
+            job_events.json_line(
+                tracked.subject,
                 phase,
                 prominence_id=prominence_id,
                 entry=entry,
                 reason=reason,
                 when=when,
-                identity=tracked.identity,
             )
         )
 

@@ -252,7 +252,7 @@ def test_no_record_is_built_when_nobody_listens(clock, lines, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("a record was built")
 
-    monkeypatch.setattr(events, "record", fail)
+    monkeypatch.setattr(events, "json_line", fail)
     progress.submitted(1, FakeJob(1))
     progress.observe({1: entry("running")})
     progress.finished(1, detail(), success=True)
@@ -295,3 +295,56 @@ def test_an_events_file_that_cannot_be_opened_stops_the_run_with_the_flag(tmp_pa
     settings = SimpleNamespace(idle_threshold=30, events_file=tmp_path / "file" / "e.jsonl")
     with pytest.raises(WorkflowError, match=r"--prominence-events-file .*file/e\.jsonl"):
         _make_progress(settings, logging.getLogger("x"), "run1")
+
+
+@pytest.mark.parametrize(
+    "wildcards, reason, site, jobid",
+    [
+        ({"sample": 'a"b\\c'}, 'quote " backslash \\ newline \n tab \t', 'Site "A"', 7),
+        ({"échantillon": "ß✓"}, "Ünïcode réason ✓ 🚀", "São Paulo", "7a"),
+        ({}, "", "", 0),
+    ],
+)
+def test_a_json_line_is_the_record_json_would_write_for_any_text(wildcards, reason, site, jobid):
+    """The events file's lines are formatted field by field for speed: they must still be the
+    JSON of the record (every character escaped right) and valid against the schema."""
+    schema = json.loads(events.SCHEMA_FILE.read_text())
+    job = FakeJob(jobid, name='rule "x"', wildcards=wildcards)
+    found = detail(status="failed", exit_code=3, site=site)
+    found["statusReason"] = reason
+    line = events.json_line(
+        events.subject("run ✓ 1", job), "failed", prominence_id=5, entry=found, when=1700000000.25
+    )
+    assert line.endswith("}\n") and "\n" not in line[:-1]
+    parsed = json.loads(line)
+    expected = {
+        "schema_version": events.SCHEMA_VERSION,
+        "time": "2023-11-14T22:13:20.250Z",
+        "run_id": "run ✓ 1",
+        "jobid": jobid,
+        "rule": 'rule "x"',
+        "group": None,
+        "wildcards": wildcards,
+        "attempt": 1,
+        "prominence_id": 5,
+        "phase": "failed",
+        "status": "failed",
+        "reason": reason or None,
+        "site": site or None,
+        "created": 1700000000,
+        "started": 1700000010,
+        "ended": 1700000020,
+        "exit_code": 3,
+    }
+    assert parsed == expected
+    assert list(parsed) == list(expected)  # the documented order
+    jsonschema.validate(parsed, schema, format_checker=jsonschema.FormatChecker())
+    assert (
+        events.record("run ✓ 1", job, "failed", prominence_id=5, entry=found, when=1700000000.25)
+        == expected
+    )
+
+
+def test_an_unknown_phase_is_refused():
+    with pytest.raises(ValueError, match="unknown phase"):
+        events.json_line(events.subject("r", FakeJob(1)), "exploded")
