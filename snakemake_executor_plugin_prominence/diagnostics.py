@@ -25,6 +25,14 @@ _S3_CREDENTIALS = re.compile(
     r"(?:PartialCredentialsError|NoCredentialsError|Unable to locate credentials"
     r"|InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied)"
 )
+_MISSING_OUTPUT = re.compile(r"^MissingOutputException in rule (\S+?)\b", re.MULTILINE)
+_MISSING_OUTPUT_FILE = re.compile(r"^(\S.*?) (?:\(in storage\) )?\(missing locally", re.MULTILINE)
+#: a rule's Python code (run:, a params function...) opening a relative path that is not there
+_MISSING_WORKFLOW_FILE = re.compile(
+    r"^RuleException:\n\w+Error in file \"[^\"]*\", line \d+:\n"
+    r"\[Errno 2\] No such file or directory: '([^'/][^']*)'",
+    re.MULTILINE,
+)
 _TOKEN_REJECTED = re.compile(r"Authentication failure|access token has expired", re.IGNORECASE)
 
 
@@ -51,13 +59,7 @@ def explain(stderr: str, image: str | None = None) -> list[str]:
             f"a Snakemake storage plugin is missing in the job ({name}); install it in the "
             "image or use --prominence-storage-plugins ship (the default) or install"
         )
-    rule = _ERROR_IN_RULE.search(stderr)
-    status = _EXIT_STATUS.search(stderr)
-    if status:
-        where = f"rule {rule.group(1)}'s" if rule else "the rule's"
-        findings.append(f"{where} command exited with status {status.group(1)}")
-    elif rule:
-        findings.append(f"rule {rule.group(1)} failed inside the job")
+    findings.extend(_rule_findings(stderr))
     if _S3_CREDENTIALS.search(stderr):
         findings.append(
             "the object store refused the job's credentials or got none: check "
@@ -67,3 +69,32 @@ def explain(stderr: str, image: str | None = None) -> list[str]:
     if _TOKEN_REJECTED.search(stderr):
         findings.append("PROMINENCE rejected a token (expired or invalid)")
     return findings
+
+
+def _rule_findings(stderr: str) -> list[str]:
+    """What the rule itself did wrong inside the job, the most specific cause only."""
+    missing = _MISSING_OUTPUT.search(stderr)
+    if missing:
+        path = _MISSING_OUTPUT_FILE.search(stderr, missing.end())
+        what = f"its output {path.group(1)}" if path else "all its outputs"
+        return [
+            f"rule {missing.group(1)} ran but did not write {what}: the command must write "
+            "where {output} points (with a storage provider, a local copy that Snakemake "
+            "uploads), not to a path it names itself"
+        ]
+    unreadable = _MISSING_WORKFLOW_FILE.search(stderr)
+    if unreadable:
+        return [
+            f"the rule's code could not open {unreadable.group(1)!r} in the job: files of the "
+            "workflow directory reach a job only if Snakemake deploys them (Snakefile, "
+            "includes, config files, scripts and the files next to them, conda files, files "
+            "tracked by git); `git add` it, or make it an input of the rule"
+        ]
+    rule = _ERROR_IN_RULE.search(stderr)
+    status = _EXIT_STATUS.search(stderr)
+    if status:
+        where = f"rule {rule.group(1)}'s" if rule else "the rule's"
+        return [f"{where} command exited with status {status.group(1)}"]
+    if rule:
+        return [f"rule {rule.group(1)} failed inside the job"]
+    return []

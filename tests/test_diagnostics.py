@@ -60,3 +60,42 @@ def test_object_store_credentials():
 def test_nothing_recognised_says_nothing():
     assert explain("") == []
     assert explain("Building DAG of jobs...\nSelect jobs to execute...\n") == []
+
+
+# Shapes seen when running Snakemake's own test workflows through the plugin (issue 14 notes).
+MISSING_OUTPUT = """\
+Waiting at most 5 seconds for missing files:
+/data/store/other.txt (in storage) (missing locally)
+MissingOutputException in rule other in file "/jobs/6/userhome/Snakefile", line 51:
+Job 0 completed successfully, but some output files are missing. Missing files after 5 seconds. \
+This might be due to filesystem latency. If that is the case, consider to increase the wait time \
+with --latency-wait:
+/data/store/other.txt (in storage) (missing locally, parent dir contents: )
+Shutting down, this might take some time.
+"""
+
+UNDEPLOYED_FILE = """\
+RuleException:
+FileNotFoundError in file "/jobs/21/userhome/Snakefile", line 6:
+[Errno 2] No such file or directory: 'wrapper.py'
+[Sat Nov 28 09:55:56 2026]
+Error in rule 1:
+    message: None
+"""
+
+
+def test_an_output_the_command_did_not_write_is_named_with_the_likely_cause():
+    (finding,) = explain(MISSING_OUTPUT)
+    assert finding.startswith("rule other ran but did not write its output /data/store/other.txt")
+    assert "where {output} points" in finding
+
+
+def test_a_workflow_file_that_was_not_deployed_is_named_with_the_fix():
+    (finding,) = explain(UNDEPLOYED_FILE)
+    assert finding.startswith("the rule's code could not open 'wrapper.py' in the job")
+    assert "`git add` it, or make it an input" in finding
+
+
+def test_an_absolute_missing_path_is_not_blamed_on_deployment():
+    stderr = UNDEPLOYED_FILE.replace("'wrapper.py'", "'/reference/genome.fa'")
+    assert explain(stderr) == ["rule 1 failed inside the job"]
