@@ -27,10 +27,13 @@ _S3_CREDENTIALS = re.compile(
 )
 _MISSING_OUTPUT = re.compile(r"^MissingOutputException in rule (\S+?)\b", re.MULTILINE)
 _MISSING_OUTPUT_FILE = re.compile(r"^(\S.*?) (?:\(in storage\) )?\(missing locally", re.MULTILINE)
-#: a rule's Python code (run:, a params function...) opening a relative path that is not there
-_MISSING_WORKFLOW_FILE = re.compile(
-    r"^RuleException:\n\w+Error in file \"[^\"]*\", line \d+:\n"
-    r"\[Errno 2\] No such file or directory: '([^'/][^']*)'",
+#: the start of a rule's failure inside the job (its Python code or Snakemake's handling of it)
+_RULE_EXCEPTION = re.compile(r"^RuleException:$", re.MULTILINE)
+#: a relative path the rule's code (run:, a params function, a local wrapper...) did not find
+_MISSING_RELATIVE_FILE = re.compile(r"\[Errno 2\] No such file or directory: '([^'/][^']*)'")
+#: the workflow's own Python code importing a module the job does not have
+_MISSING_MODULE = re.compile(
+    r"^ModuleNotFoundError in file \"[^\"]*\", line \d+:\nNo module named '([^']+)'",
     re.MULTILINE,
 )
 _TOKEN_REJECTED = re.compile(r"Authentication failure|access token has expired", re.IGNORECASE)
@@ -82,7 +85,16 @@ def _rule_findings(stderr: str) -> list[str]:
             "where {output} points (with a storage provider, a local copy that Snakemake "
             "uploads), not to a path it names itself"
         ]
-    unreadable = _MISSING_WORKFLOW_FILE.search(stderr)
+    module = _MISSING_MODULE.search(stderr)
+    if module and not module.group(1).startswith("snakemake"):
+        name = module.group(1)
+        return [
+            f"the workflow imports {name!r}, which the job does not have: a module of your own "
+            f"next to the Snakefile reaches the job only if git tracks it (`git add "
+            f"{name.split('.')[0]}.py`); a package must be in the job's image"
+        ]
+    failure = _RULE_EXCEPTION.search(stderr)
+    unreadable = failure and _MISSING_RELATIVE_FILE.search(stderr, failure.end())
     if unreadable:
         return [
             f"the rule's code could not open {unreadable.group(1)!r} in the job: files of the "

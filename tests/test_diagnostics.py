@@ -99,3 +99,33 @@ def test_a_workflow_file_that_was_not_deployed_is_named_with_the_fix():
 def test_an_absolute_missing_path_is_not_blamed_on_deployment():
     stderr = UNDEPLOYED_FILE.replace("'wrapper.py'", "'/reference/genome.fa'")
     assert explain(stderr) == ["rule 1 failed inside the job"]
+
+
+def test_a_local_wrapper_that_was_not_deployed_is_named():
+    stderr = """\
+RuleException:
+WorkflowError in file "/jobs/46/userhome/Snakefile", line 16:
+Unable to locate wrapper script in wrapper git repository (https://github.com/snakemake/\
+snakemake-wrappers/raw/file:my_wrapper). This can be a network issue or a mistake.
+wrapper.py: FileNotFoundError: [Errno 2] No such file or directory: 'my_wrapper/wrapper.py'
+wrapper.R: FileNotFoundError: [Errno 2] No such file or directory: 'my_wrapper/wrapper.R'
+Error in rule test:
+"""
+    (finding,) = explain(stderr)
+    assert finding.startswith("the rule's code could not open 'my_wrapper/wrapper.py' in the job")
+
+
+def test_a_module_of_the_workflow_that_was_not_deployed_is_named():
+    stderr = """\
+ModuleNotFoundError in file "/jobs/44/userhome/Snakefile", line 1:
+No module named 'bar'
+  File "/jobs/44/userhome/Snakefile", line 1, in <module>
+"""
+    (finding,) = explain(stderr)
+    assert finding.startswith("the workflow imports 'bar', which the job does not have")
+    assert "`git add bar.py`" in finding
+
+
+def test_a_missing_file_outside_a_rule_failure_is_not_blamed_on_deployment():
+    stderr = "cat: [Errno 2] No such file or directory: 'x.txt'\nError in rule r:\n"
+    assert explain(stderr) == ["rule r failed inside the job"]
