@@ -1,0 +1,409 @@
+"""The run report as one self-contained HTML page (`report.html`).
+
+A pure function of the rows the report data module builds (see its jobs/rules/summary
+contract): no network is needed to open the page (plots are inline SVG with text drawn as
+paths, the CSS is inline, there is no script), and every string from the data is HTML-escaped.
+A value that is unknown is shown as "NA" with its reason, never as 0 %.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import pathlib
+from collections.abc import Callable, Sequence
+
+from . import report_plots
+
+# The jobs table shows at most this many rows (failed attempts first); jobs.tsv has them all.
+JOBS_TABLE_MAX_ROWS = 200
+
+# A computed column is missing because the column it is computed from is; its reason is there.
+DERIVED_FROM = {
+    "cpu_efficiency": "cpu_time_s",
+    "cpu_efficiency_provisioned": "provisioned_cpus",
+    "memory_share": "peak_memory_mib",
+    "walltime_share": "run_s",
+    "queue_wait_s": "started_at",
+}
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 1250px; padding: 0 1em; color: #1a202c; line-height: 1.4; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 1.8em;
+     border-bottom: 1px solid #e2e8f0; padding-bottom: 0.2em; }
+.meta { color: #4a5568; font-size: 0.9em; }
+.cards { display: flex; flex-wrap: wrap; gap: 0.8em; margin: 1em 0; }
+.card { border: 1px solid #e2e8f0; border-radius: 6px; padding: 0.6em 0.9em; min-width: 10em; }
+.card .value { font-size: 1.35em; font-weight: 600; }
+.card .label { font-size: 0.8em; color: #4a5568; }
+figure { margin: 0.5em 0; } figure svg { max-width: 100%; height: auto; }
+figcaption, .note { font-size: 0.85em; color: #4a5568; }
+table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0; }
+th, td { border: 1px solid #e2e8f0; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f7fafc; } td.num { text-align: right; white-space: nowrap; }
+.na { color: #718096; font-style: italic; } td.text { min-width: 8em; max-width: 30em; }
+tr.failed td { background: #fff5f5; } tr.low td.eff { background: #fffbea; }
+.scroll { overflow-x: auto; }
+"""
+
+
+def escape(value: object) -> str:
+    """Text from the data, safe inside HTML content and attribute values."""
+    return html.escape(str(value), quote=True)
+
+
+def na(reason: str | None = None) -> str:
+    """The mark for an unknown value, with its reason when there is one."""
+    text = f"NA: {escape(reason)}" if reason else "NA"
+    return f'<span class="na">{text}</span>'
+
+
+def percent(fraction: float) -> str:
+    return f"{100 * fraction:.0f} %"
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def job_reason(job: dict, column: str) -> str | None:
+    """Why a job's value in `column` is unknown, from its own or its source column's reason."""
+    reasons = job.get("na_reasons") or {}
+    return reasons.get(column) or reasons.get(DERIVED_FROM.get(column, ""))
+
+
+def show(value: object, form: Callable[[float], str] = number, reason: str | None = None) -> str:
+    """A formatted value, or NA (with `reason`) when it is unknown."""
+    if value is None:
+        return na(reason)
+    return escape(form(value)) if is_number(value) else escape(value)
+
+
+def cards(summary: dict) -> str:
+    def card(label: str, value: str) -> str:
+        value_html = f'<div class="value">{value}</div>'
+        return f'<div class="card">{value_html}<div class="label">{label}</div></div>'
+
+    requested, used = summary.get("core_hours_requested"), summary.get("core_hours_used")
+    used_share = ""
+    if is_number(requested) and is_number(used) and requested > 0:
+        used_share = f" ({percent(used / requested)})"
+    return (
+        '<div class="cards">'
+        + "".join(
+            [
+                card("jobs", show(summary.get("jobs"))),
+                card("ok / failed", f"{show(summary.get('ok'))} / {show(summary.get('failed'))}"),
+                card("core-hours requested", show(requested, lambda v: f"{v:.2f}")),
+                card("core-hours used", show(used, lambda v: f"{v:.2f}") + used_share),
+                card(
+                    "core-hours lost to failed attempts",
+                    show(summary.get("core_hours_failed"), lambda v: f"{v:.2f}"),
+                ),
+                card(
+                    "total queue wait",
+                    show(summary.get("queue_wait_total_h"), lambda v: f"{v:.2f} h"),
+                ),
+                card(
+                    "overall CPU efficiency", show(summary.get("cpu_efficiency_overall"), percent)
+                ),
+            ]
+        )
+        + "</div>"
+    )
+
+
+def worst_rules(summary: dict) -> str:
+    worst = [w for w in summary.get("worst_rules") or [] if isinstance(w, dict)]
+    if not worst:
+        return ""
+    items = ", ".join(
+        f"{escape(w.get('rule'))} ({show(w.get('wasted_core_hours'), lambda v: f'{v:.2f}')} core-h)"
+        for w in worst
+    )
+    return f"<p>Most core-hours requested but not used: {items}.</p>"
+
+
+def table(headers: Sequence[str], rows: Sequence[tuple[str, str]]) -> str:
+    """An HTML table; each row is (tr class, cells html). Headers are plain text."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(f'<tr class="{cls}">{cells}</tr>' for cls, cells in rows)
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+def td(content: str, cls: str = "num") -> str:
+    return f'<td class="{cls}">{content}</td>'
+
+
+def pair(values: Sequence[str]) -> str:
+    """Several figures in one cell, e.g. "median / max"."""
+    return " / ".join(values)
+
+
+def rules_table(rules: Sequence[dict], jobs: Sequence[dict], low_cpu: float | None) -> str:
+    headers = [
+        "rule",
+        "jobs (ok / failed / retried)",
+        "core-h requested / used / failed",
+        "CPU eff. median / max",
+        "peak mem MiB median / max",
+        "run time median / max",
+        "mean queue wait",
+        "suggested threads / mem_mb / runtime (min)",
+        "suggestion",
+    ]
+    hours: Callable[[float], str] = lambda v: f"{v:.2f}"  # noqa: E731
+    rows = []
+    for rule in rules:
+        name = rule.get("rule")
+        own = [job for job in jobs if job.get("rule") == name]
+
+        def reason(column: str, own: list[dict] = own) -> str | None:
+            counts = report_plots.na_reason_counts(own, column, DERIVED_FROM.get(column))
+            return counts.most_common(1)[0][0] if counts else None
+
+        def both(
+            keys: Sequence[str], form: Callable[[float], str], why: str | None = None, row=rule
+        ) -> str:
+            return pair([show(row.get(k), form, why) for k in keys])
+
+        median = rule.get("cpu_efficiency_median")
+        low = is_number(median) and low_cpu is not None and median < low_cpu
+        cells = "".join(
+            [
+                td(escape(name), "rule"),
+                td(f"{show(rule.get('jobs'))} ({both(('ok', 'failed', 'retried'), number)})"),
+                td(both(("core_hours_requested", "core_hours_used", "core_hours_failed"), hours)),
+                td(
+                    both(
+                        ("cpu_efficiency_median", "cpu_efficiency_max"),
+                        percent,
+                        reason("cpu_efficiency"),
+                    ),
+                    "num eff",
+                ),
+                td(
+                    both(
+                        ("peak_memory_mib_median", "peak_memory_mib_max"),
+                        number,
+                        reason("peak_memory_mib"),
+                    )
+                ),
+                td(both(("run_s_median", "run_s_max"), duration, reason("run_s"))),
+                td(show(rule.get("queue_wait_s_mean"), duration, reason("queue_wait_s"))),
+                td(
+                    both(("suggested_threads", "suggested_mem_mb", "suggested_runtime_min"), number)
+                ),
+                td(escape(rule.get("suggestion") or ""), "text"),
+            ]
+        )
+        rows.append(("low" if low else "", cells))
+    return table(headers, rows)
+
+
+JOB_COLUMNS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
+    ("snakemake_jobid", "job", str),
+    ("attempt", "attempt", str),
+    ("prominence_id", "PROMINENCE id", str),
+    ("exit_code", "exit", str),
+    ("site", "site", str),
+    ("queue_wait_s", "queue wait", duration),
+    ("run_s", "run", duration),
+    ("cpu_efficiency", "CPU eff.", percent),
+    ("peak_memory_mib", "peak mem (MiB)", number),
+    ("memory_share", "mem share", percent),
+    ("walltime_share", "walltime share", percent),
+)
+
+
+def requested(job: dict) -> str:
+    """The request in one cell: cpus · memory · walltime."""
+    return " · ".join(
+        [
+            show(job.get("requested_cpus"), number) + " cpu",
+            show(job.get("requested_memory_gib"), number) + " GiB",
+            show(job.get("requested_walltime_min"), number) + " min",
+        ]
+    )
+
+
+def job_failed(job: dict) -> bool:
+    return not (job.get("status") == "completed" and job.get("exit_code") in (0, None))
+
+
+def jobs_table(jobs: Sequence[dict]) -> str:
+    ordered = [j for j in jobs if job_failed(j)] + [j for j in jobs if not job_failed(j)]
+    shown = ordered[:JOBS_TABLE_MAX_ROWS]
+    headers = [
+        "rule",
+        "wildcards",
+        "status",
+        "requested",
+        *(label for _, label, _ in JOB_COLUMNS),
+        "reason",
+    ]
+    rows = []
+    for job in shown:
+        wildcards = job.get("wildcards")
+        cells = "".join(
+            [
+                td(escape(job.get("rule")), "rule"),
+                td(
+                    na(job_reason(job, "wildcards")) if wildcards is None else escape(wildcards),
+                    "text",
+                ),
+                td(escape(job.get("status")), "text"),
+                td(requested(job)),
+                *(td(show(job.get(k), form, job_reason(job, k))) for k, _, form in JOB_COLUMNS),
+                td(escape(job.get("reason") or ""), "text"),
+            ]
+        )
+        rows.append(("failed" if job_failed(job) else "", cells))
+    note = (
+        f"All {len(jobs)} jobs."
+        if len(jobs) <= len(shown)
+        else f"The first {len(shown)} of {len(jobs)} jobs, failed attempts first; "
+        "every job is in <code>jobs.tsv</code> (and <code>jobs.jsonl</code>) next to this file."
+    )
+    return f'<p class="note">{note}</p>' + table(headers, rows)
+
+
+def boxplot_section(jobs: Sequence[dict], rule_names: Sequence[str], low_cpu: float | None) -> str:
+    if not rule_names:
+        return '<p class="note">No jobs, nothing to plot.</p>'
+    svg = report_plots.share_boxplots(jobs, rule_names, low_cpu)
+    threshold = (
+        f" the dotted red line is the low-CPU-efficiency threshold ({percent(low_cpu)});"
+        if low_cpu is not None
+        else ""
+    )
+    missing = []
+    for column, title in report_plots.SHARE_METRICS:
+        for name in rule_names:
+            own = [job for job in jobs if job.get("rule") == name]
+            counts = report_plots.na_reason_counts(own, column, DERIVED_FROM.get(column))
+            for why, count in counts.items():
+                missing.append(
+                    f"<li>{escape(title.split(' (')[0])}, {escape(name)}: {count} of "
+                    f"{len(own)} jobs {na(why)}</li>"
+                )
+    listed = (
+        f'<p class="note">Not plotted (unknown values):</p><ul class="note">{"".join(missing)}</ul>'
+        if missing
+        else ""
+    )
+    caption = (
+        "Each box spans the middle half of a rule's jobs (every attempt with a measured "
+        "value), the line is the median, whiskers reach 1.5 box lengths, dots are outliers. "
+        f"The dashed line is 100 % of what was requested;{threshold} "
+        "far below 100 % means the rule asks for more than it uses."
+    )
+    figure = f'<figure class="plot" id="plot-shares">{svg}<figcaption>{caption}</figcaption>'
+    return f"{figure}</figure>{listed}"
+
+
+def timeline_section(jobs: Sequence[dict]) -> str:
+    rows, undated = report_plots.timeline_rows(jobs)
+    if not rows:
+        return '<p class="note">No job has a creation time, so there is no timeline.</p>'
+    shown, step = report_plots.thin(rows)
+    notes = []
+    if step > 1:
+        notes.append(
+            f"{len(rows)} jobs are more than the timeline draws "
+            f"({report_plots.TIMELINE_MAX_JOBS}); it shows every {step}th job in order of "
+            f"creation ({len(shown)} jobs)."
+        )
+    if undated:
+        notes.append(f"{undated} jobs without a creation time are left out.")
+    caption = (
+        "Each line is one job: grey while it waited in the queue (created → started), "
+        "blue while it ran (started → ended), red when that attempt failed. " + " ".join(notes)
+    )
+    return (
+        f'<figure class="plot" id="plot-timeline">{report_plots.timeline(shown)}'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def rule_order(rules: Sequence[dict], jobs: Sequence[dict]) -> list[str]:
+    """Rules in the rules table's order, then any rule only the job rows name."""
+    names = [str(rule.get("rule")) for rule in rules]
+    for job in jobs:
+        if job.get("rule") is not None and str(job["rule"]) not in names:
+            names.append(str(job["rule"]))
+    return names
+
+
+def render(jobs: list[dict], rules: list[dict], summary: dict) -> str:
+    """The whole page as a string."""
+    low_cpu = summary.get("low_cpu_efficiency_threshold")
+    low_cpu = low_cpu if is_number(low_cpu) else None
+    run_id = summary.get("run_id")
+    meta = " · ".join(
+        f"{label} {escape(summary[key])}"
+        for key, label in (
+            ("started_at", "started"),
+            ("ended_at", "ended"),
+            ("report_dir", "files in"),
+        )
+        if summary.get(key)
+    )
+    low_note = (
+        f" Rows with a median CPU efficiency below {percent(low_cpu)} are shaded."
+        if low_cpu is not None
+        else ""
+    )
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>PROMINENCE run report {escape(run_id or '')}</title>",
+            f"<style>{STYLE}</style></head><body>",
+            f"<h1>PROMINENCE run report{': ' + escape(run_id) if run_id else ''}</h1>",
+            f'<p class="meta">{meta}</p>',
+            '<section id="summary"><h2>Summary</h2>',
+            cards(summary),
+            worst_rules(summary),
+            "</section>",
+            '<section id="shares"><h2>Use as a share of the request, per rule</h2>',
+            boxplot_section(jobs, rule_order(rules, jobs), low_cpu),
+            "</section>",
+            '<section id="timeline"><h2>Timeline</h2>',
+            timeline_section(jobs),
+            "</section>",
+            '<section id="suggestions"><h2>Rules and suggestions</h2>',
+            f'<p class="note">What to request next time, per rule.{low_note}</p>',
+            rules_table(rules, jobs, low_cpu),
+            "</section>",
+            '<section id="jobs"><h2>Jobs</h2>',
+            jobs_table(jobs),
+            "</section>",
+            "</body></html>",
+        ]
+    )
+
+
+def write_html(jobs: list[dict], rules: list[dict], summary: dict, path: pathlib.Path) -> None:
+    """Write the report page to `path` (written whole, then moved into place)."""
+    path = pathlib.Path(path)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(render(jobs, rules, summary), encoding="utf-8")
+    partial.replace(path)
