@@ -43,6 +43,7 @@ table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0; }
 th, td { border: 1px solid #e2e8f0; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
 th { background: #f7fafc; } td.num { text-align: right; white-space: nowrap; }
 .na { color: #718096; font-style: italic; } td.text { min-width: 8em; max-width: 30em; }
+td.suggestion { min-width: 20em; }
 tr.failed td { background: #fff5f5; } tr.low td.eff { background: #fffbea; }
 .scroll { overflow-x: auto; }
 """
@@ -210,7 +211,7 @@ def rules_table(rules: Sequence[dict], jobs: Sequence[dict], low_cpu: float | No
                 td(
                     both(("suggested_threads", "suggested_mem_mb", "suggested_runtime_min"), number)
                 ),
-                td(escape(rule.get("suggestion") or ""), "text"),
+                td(escape(rule.get("suggestion") or ""), "text suggestion"),
             ]
         )
         rows.append(("low" if low else "", cells))
@@ -327,7 +328,7 @@ def timeline_section(jobs: Sequence[dict]) -> str:
     if step > 1:
         notes.append(
             f"{len(rows)} jobs are more than the timeline draws "
-            f"({report_plots.TIMELINE_MAX_JOBS}); it shows every {step}th job in order of "
+            f"({report_plots.TIMELINE_MAX_JOBS}); it shows one job in every {step} in order of "
             f"creation ({len(shown)} jobs)."
         )
     if undated:

@@ -170,7 +170,7 @@ def timeline(rows: Sequence[tuple]) -> str:
         if started is not None:
             running[ok].append((index, at(started), end))
 
-    height = min(2.5 + len(rows) * 0.012, 9.0)
+    height = min(2.5 + len(rows) * 0.008, 6.0)
     figure = Figure(figsize=(12, height), layout="constrained")
     ax = figure.subplots()
     line_width = max(0.4, min(6.0, 300.0 / len(rows)))

@@ -3,7 +3,8 @@
 Deterministic (seeded) and realistic: several rules with distinct behaviour (one burns its cpus,
 one sleeps, one over-asks for memory), a group job, failed attempts that were retried, a site
 that reports no memory figures (None with a reason), jobs that never started, and strings that
-need escaping in wildcards, reasons and a rule name with a `$`.
+need escaping in wildcards, reasons and a rule name with a `$` (`tricky=False` leaves those out,
+for a picture of the page: `python -m tests.report_data report.html` writes one).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ START = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 NO_MEMORY_SITE = "cloud-b"
 NO_MEMORY_REASON = "site reports no memory figures"
 EVIL_REASON = 'Walltime limit exceeded <b>&</b> "killed"'
+REF = {True: "<hg38&x>", False: "hg38"}
 
 # rule: (count, cpus, memory GiB, walltime min, cpu use per requested cpu, peak MiB, run s)
 RULES = {
@@ -30,7 +32,9 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
-def job_row(rng: random.Random, rule: str, index: int, attempt: int, fails: bool) -> dict:
+def job_row(
+    rng: random.Random, rule: str, index: int, attempt: int, fails: bool, tricky: bool = True
+) -> dict:
     _count, cpus, mem_gib, wall_min, use, peak_mib, run_s = RULES[rule]
     site = NO_MEMORY_SITE if index % 5 == 0 else "cloud-a"
     created = START + timedelta(seconds=index * 25 + rng.uniform(0, 20) + (attempt - 1) * 3000)
@@ -46,13 +50,13 @@ def job_row(rng: random.Random, rule: str, index: int, attempt: int, fails: bool
         na_reasons["peak_memory_mib"] = NO_MEMORY_REASON
     row = {
         "rule": rule,
-        "wildcards": f"sample=S{index:04d},ref=<hg38&x>" if not rule.startswith("group:") else "",
+        "wildcards": "" if rule.startswith("group:") else f"sample=S{index:04d},ref={REF[tricky]}",
         "snakemake_jobid": index,
         "attempt": attempt,
         "prominence_id": 1000 + index * 3 + attempt,
         "status": "failed" if fails else "completed",
         "exit_code": 1 if fails else 0,
-        "reason": EVIL_REASON if fails else "",
+        "reason": (EVIL_REASON if tricky else "Walltime limit exceeded") if fails else "",
         "site": site,
         "cpu_model": "AMD EPYC 7763",
         "requested_cpus": cpus,
@@ -80,9 +84,9 @@ def job_row(rng: random.Random, rule: str, index: int, attempt: int, fails: bool
     return row
 
 
-def never_started(rng: random.Random, index: int) -> dict:
+def never_started(rng: random.Random, index: int, tricky: bool = True) -> dict:
     """A job deleted while still queued: no start, no measurements."""
-    row = job_row(rng, "bwa_map", index, 1, fails=True)
+    row = job_row(rng, "bwa_map", index, 1, fails=True, tricky=tricky)
     row.update(
         status="deleted",
         exit_code=None,
@@ -106,19 +110,20 @@ def never_started(rng: random.Random, index: int) -> dict:
     return row
 
 
-def make_jobs(seed: int = 13) -> list[dict]:
+def make_jobs(seed: int = 13, tricky: bool = True) -> list[dict]:
     rng = random.Random(seed)
     jobs, index = [], 0
     for rule, (count, *_rest) in RULES.items():
         for _ in range(count):
             index += 1
             fails = index % 23 == 0
-            jobs.append(job_row(rng, rule, index, 1, fails))
+            name = rule if tricky else rule.replace("$", "_")
+            jobs.append(job_row(rng, rule, index, 1, fails, tricky) | {"rule": name})
             if fails:
-                jobs.append(job_row(rng, rule, index, 2, False))
+                jobs.append(job_row(rng, rule, index, 2, False, tricky) | {"rule": name})
     for _ in range(3):
         index += 1
-        jobs.append(never_started(rng, index))
+        jobs.append(never_started(rng, index, tricky))
     return jobs
 
 
@@ -126,9 +131,22 @@ def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def make_rules(jobs: list[dict]) -> list[dict]:
+def suggestion(rule: str, eff: list[float], mem: list[float], run: list[float]) -> str:
+    """A plausible one-line suggestion (the real ones come from the report data module)."""
+    parts = []
+    if eff and statistics.median(eff) < 0.1:
+        parts.append(f"threads=1 (median CPU efficiency {100 * statistics.median(eff):.0f} %)")
+    if mem:
+        parts.append(f"mem_mb={round(max(mem) * 1.2)} (peak {max(mem):.0f} MiB + 20 %)")
+    else:
+        parts.append("no mem_mb: no memory figures")
+    parts.append(f"runtime={round(max(run) * 1.5 / 60) + 1} (longest run + 50 %)")
+    return "; ".join(parts)
+
+
+def make_rules(jobs: list[dict], tricky: bool = True) -> list[dict]:
     rules = []
-    for rule in RULES:
+    for rule in dict.fromkeys(j["rule"] for j in jobs):
         own = [j for j in jobs if j["rule"] == rule]
         ok = [j for j in own if j["status"] == "completed" and j["exit_code"] == 0]
 
@@ -159,7 +177,11 @@ def make_rules(jobs: list[dict]) -> list[dict]:
                 "suggested_threads": 1 if rule == "sleepy_download" else None,
                 "suggested_mem_mb": round(max(mem) * 1.2) if mem else None,
                 "suggested_runtime_min": round(max(run) * 1.5 / 60) + 1,
-                "suggestion": f"request threads=1 <for {rule}> & mem_mb from peak x 1.2",
+                "suggestion": (
+                    f"request threads=1 <for {rule}> & mem_mb from peak x 1.2"
+                    if tricky
+                    else suggestion(rule, eff, mem, run)
+                ),
             }
         )
     return rules
@@ -193,7 +215,16 @@ def make_summary(jobs: list[dict], rules: list[dict]) -> dict:
     }
 
 
-def make_report_data(seed: int = 13) -> tuple[list[dict], list[dict], dict]:
-    jobs = make_jobs(seed)
-    rules = make_rules(jobs)
+def make_report_data(seed: int = 13, tricky: bool = True) -> tuple[list[dict], list[dict], dict]:
+    jobs = make_jobs(seed, tricky)
+    rules = make_rules(jobs, tricky)
     return jobs, rules, make_summary(jobs, rules)
+
+
+if __name__ == "__main__":
+    import pathlib
+    import sys
+
+    from snakemake_executor_plugin_prominence.report_html import write_html
+
+    write_html(*make_report_data(tricky=False), pathlib.Path(sys.argv[1]))
