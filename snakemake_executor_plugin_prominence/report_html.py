@@ -18,6 +18,9 @@ from . import report_plots
 # The jobs table shows at most this many rows (failed attempts first); jobs.tsv has them all.
 JOBS_TABLE_MAX_ROWS = 200
 
+# The box plots draw at most this many rules (those with the most jobs); the table has them all.
+BOXPLOT_MAX_RULES = 40
+
 # A computed column is missing because the column it is computed from is; its reason is there.
 DERIVED_FROM = {
     "cpu_efficiency": "cpu_time_s",
@@ -157,7 +160,7 @@ def pair(values: Sequence[str]) -> str:
     return " / ".join(values)
 
 
-def rules_table(rules: Sequence[dict], jobs: Sequence[dict], low_cpu: float | None) -> str:
+def rules_table(rules: Sequence[dict], groups: dict[str, list[dict]], low_cpu: float | None) -> str:
     headers = [
         "rule",
         "jobs (ok / failed / retried)",
@@ -173,7 +176,7 @@ def rules_table(rules: Sequence[dict], jobs: Sequence[dict], low_cpu: float | No
     rows = []
     for rule in rules:
         name = rule.get("rule")
-        own = [job for job in jobs if job.get("rule") == name]
+        own = groups.get(str(name), [])
 
         def reason(column: str, own: list[dict] = own) -> str | None:
             counts = report_plots.na_reason_counts(own, column, DERIVED_FROM.get(column))
@@ -285,19 +288,34 @@ def jobs_table(jobs: Sequence[dict]) -> str:
     return f'<p class="note">{note}</p>' + table(headers, rows)
 
 
-def boxplot_section(jobs: Sequence[dict], rule_names: Sequence[str], low_cpu: float | None) -> str:
-    if not rule_names:
+def busiest_rules(groups: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """The rules with the most jobs, at most BOXPLOT_MAX_RULES of them, in their own order."""
+    if len(groups) <= BOXPLOT_MAX_RULES:
+        return groups
+    chosen = set(sorted(groups, key=lambda name: -len(groups[name]))[:BOXPLOT_MAX_RULES])
+    return {name: own for name, own in groups.items() if name in chosen}
+
+
+def boxplot_section(groups: dict[str, list[dict]], low_cpu: float | None) -> str:
+    if not groups:
         return '<p class="note">No jobs, nothing to plot.</p>'
-    svg = report_plots.share_boxplots(jobs, rule_names, low_cpu)
+    plotted = busiest_rules(groups)
+    names = list(plotted)
+    svg = report_plots.share_boxplots(plotted, low_cpu)
     threshold = (
         f" the dotted red line is the low-CPU-efficiency threshold ({percent(low_cpu)});"
         if low_cpu is not None
         else ""
     )
+    left_out = (
+        f" There are {len(groups)} rules; the plot shows the {len(names)} with the most jobs,"
+        " the table below has them all."
+        if len(names) < len(groups)
+        else ""
+    )
     missing = []
     for column, title in report_plots.SHARE_METRICS:
-        for name in rule_names:
-            own = [job for job in jobs if job.get("rule") == name]
+        for name, own in plotted.items():
             counts = report_plots.na_reason_counts(own, column, DERIVED_FROM.get(column))
             for why, count in counts.items():
                 missing.append(
@@ -313,7 +331,7 @@ def boxplot_section(jobs: Sequence[dict], rule_names: Sequence[str], low_cpu: fl
         "Each box spans the middle half of a rule's jobs (every attempt with a measured "
         "value), the line is the median, whiskers reach 1.5 box lengths, dots are outliers. "
         f"The dashed line is 100 % of what was requested;{threshold} "
-        "far below 100 % means the rule asks for more than it uses."
+        "far below 100 % means the rule asks for more than it uses." + left_out
     )
     figure = f'<figure class="plot" id="plot-shares">{svg}<figcaption>{caption}</figcaption>'
     return f"{figure}</figure>{listed}"
@@ -343,19 +361,20 @@ def timeline_section(jobs: Sequence[dict]) -> str:
     )
 
 
-def rule_order(rules: Sequence[dict], jobs: Sequence[dict]) -> list[str]:
-    """Rules in the rules table's order, then any rule only the job rows name."""
-    names = [str(rule.get("rule")) for rule in rules]
+def group_by_rule(rules: Sequence[dict], jobs: Sequence[dict]) -> dict[str, list[dict]]:
+    """Each rule's job rows, rules in the rules table's order, then any rule only jobs name."""
+    groups: dict[str, list[dict]] = {str(rule.get("rule")): [] for rule in rules}
     for job in jobs:
-        if job.get("rule") is not None and str(job["rule"]) not in names:
-            names.append(str(job["rule"]))
-    return names
+        if job.get("rule") is not None:
+            groups.setdefault(str(job["rule"]), []).append(job)
+    return {name: own for name, own in groups.items() if own}
 
 
 def render(jobs: list[dict], rules: list[dict], summary: dict) -> str:
     """The whole page as a string."""
     low_cpu = summary.get("low_cpu_efficiency_threshold")
     low_cpu = low_cpu if is_number(low_cpu) else None
+    groups = group_by_rule(rules, jobs)
     run_id = summary.get("run_id")
     meta = " · ".join(
         f"{label} {escape(summary[key])}"
@@ -385,14 +404,14 @@ def render(jobs: list[dict], rules: list[dict], summary: dict) -> str:
             worst_rules(summary),
             "</section>",
             '<section id="shares"><h2>Use as a share of the request, per rule</h2>',
-            boxplot_section(jobs, rule_order(rules, jobs), low_cpu),
+            boxplot_section(groups, low_cpu),
             "</section>",
             '<section id="timeline"><h2>Timeline</h2>',
             timeline_section(jobs),
             "</section>",
             '<section id="suggestions"><h2>Rules and suggestions</h2>',
             f'<p class="note">What to request next time, per rule.{low_note}</p>',
-            rules_table(rules, jobs, low_cpu),
+            rules_table(rules, groups, low_cpu),
             "</section>",
             '<section id="jobs"><h2>Jobs</h2>',
             jobs_table(jobs),

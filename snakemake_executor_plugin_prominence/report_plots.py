@@ -62,27 +62,22 @@ def parse_time(value: str | None) -> datetime | None:
         return None
 
 
-def share_values(jobs: Sequence[dict], rule_names: Sequence[str], column: str) -> list[list[float]]:
-    """Per rule, the measured values of one share column in percent (None left out)."""
-    by_rule: dict[str, list[float]] = {name: [] for name in rule_names}
-    for job in jobs:
-        value = job.get(column)
-        if job.get("rule") in by_rule and isinstance(value, int | float) and math.isfinite(value):
-            by_rule[job["rule"]].append(100.0 * value)
-    return [by_rule[name] for name in rule_names]
+def share_values(jobs: Sequence[dict], column: str) -> list[float]:
+    """The measured values of one share column in percent (unknown ones left out)."""
+    values = (job.get(column) for job in jobs)
+    return [100.0 * v for v in values if isinstance(v, int | float) and math.isfinite(v)]
 
 
-def share_boxplots(
-    jobs: Sequence[dict], rule_names: Sequence[str], low_cpu_threshold: float | None
-) -> str:
+def share_boxplots(groups: dict[str, list[dict]], low_cpu_threshold: float | None) -> str:
     """Three horizontal box plots (one row per rule) of CPU, memory and walltime use in percent
     of the request; a rule with no measured value gets an "NA" mark instead of an empty row."""
+    rule_names = list(groups)
     height = 1.4 + 0.42 * max(len(rule_names), 1)
     figure = Figure(figsize=(12, height), layout="constrained")
     axes = figure.subplots(1, len(SHARE_METRICS), sharey=True)
     positions = list(range(1, len(rule_names) + 1))
     for ax, (column, title) in zip(axes, SHARE_METRICS, strict=True):
-        values = share_values(jobs, rule_names, column)
+        values = [share_values(groups[name], column) for name in rule_names]
         measured = [(pos, vals) for pos, vals in zip(positions, values, strict=True) if vals]
         if measured:
             ax.boxplot(
@@ -113,7 +108,7 @@ def share_boxplots(
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("% of request")
         ax.grid(axis="x", color="#e2e8f0")
-    counts = [sum(1 for job in jobs if job.get("rule") == name) for name in rule_names]
+    counts = [len(groups[name]) for name in rule_names]
     axes[0].set_yticks(
         positions,
         [f"{plain_label(name)} (n={n})" for name, n in zip(rule_names, counts, strict=True)],

@@ -192,16 +192,31 @@ def test_unknown_values_are_na_with_their_reason_never_zero():
     # The derived columns (efficiency, memory share) take the reason of the column they come from.
     assert text.count("NA: no CPU accounting") >= 3  # jobs table, rules table, plot note
     assert text.count("NA: no memory figures") >= 3
-    tables = report_html.jobs_table([job]) + report_html.rules_table(rules, [job], 0.5)
+    groups = report_html.group_by_rule(rules, [job])
+    tables = report_html.jobs_table([job]) + report_html.rules_table(rules, groups, 0.5)
     assert not re.search(r"(?<![\d.])0 %", "".join(parse(tables).text))
     cards = parse(report_html.cards(summary))
     assert "".join(cards.text).count("NA") == 7  # every figure but the job count
 
 
 def test_dollar_signs_in_rule_names_are_drawn_as_text():
-    jobs = [one_job(rule="a$b"), one_job(rule="c$d$e")]
-    svg = report_plots.share_boxplots(jobs, ["a$b", "c$d$e"], 0.5)
+    groups = {"a$b": [one_job(rule="a$b")], "c$d$e": [one_job(rule="c$d$e")]}
+    svg = report_plots.share_boxplots(groups, 0.5)
     assert svg.startswith("<svg") and "<path" in svg
+
+
+def test_many_rules_plot_the_busiest_and_say_so(synthetic):
+    jobs, _, _ = synthetic
+    many = [dict(job, rule=f"rule_{i % 60:02d}") for i, job in enumerate(jobs)]
+    many += [dict(jobs[0], rule="rule_07") for _ in range(5)]  # the busiest rule
+    groups = report_html.group_by_rule([], many)
+    section = report_html.boxplot_section(groups, 0.5)
+    limit = report_html.BOXPLOT_MAX_RULES
+    assert f"There are 60 rules; the plot shows the {limit} with the most jobs" in section
+    plotted = report_html.busiest_rules(groups)
+    assert len(plotted) == limit and "rule_07" in plotted
+    smallest = min(len(own) for own in plotted.values())
+    assert all(len(own) <= smallest for name, own in groups.items() if name not in plotted)
 
 
 def test_an_empty_run_still_gives_a_page(tmp_path):
