@@ -17,6 +17,7 @@ import pathlib
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.wait import WebDriverWait
 
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
 CHROMEDRIVER = pathlib.Path("/usr/bin/chromedriver")
@@ -57,6 +58,15 @@ def chromium_driver() -> webdriver.Chrome:
     return webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
 
 
+def load_page(driver: webdriver.Chrome, html: pathlib.Path) -> None:
+    """Open a local HTML file and wait until it has loaded: get() may return while a large
+    page is still loading."""
+    driver.get(pathlib.Path(html).resolve().as_uri())
+    WebDriverWait(driver, 60).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
+
+
 def full_page_screenshot(driver: webdriver.Chrome, png: pathlib.Path, max_height: int) -> None:
     """A screenshot of the page from the top, as tall as the page up to `max_height` pixels."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -80,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     driver = chromium_driver()
     try:
-        driver.get(args.html.resolve().as_uri())
+        load_page(driver, args.html)
         full_page_screenshot(driver, args.png, args.max_height)
     finally:
         driver.quit()

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from selenium.webdriver.common.by import By
 
-from snakemake_executor_plugin_prominence import report_html, report_plots
+from snakemake_executor_plugin_prominence import report_html, report_plots, report_tables
 from tests import report_data
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -43,11 +43,10 @@ def screenshot_script():
 @contextlib.contextmanager
 def open_in_chromium(path: pathlib.Path) -> Iterator:
     """A headless Chromium showing `path` (fully loaded), with its console log kept."""
-    driver = screenshot_script().chromium_driver()
+    script = screenshot_script()
+    driver = script.chromium_driver()
     try:
-        driver.get(pathlib.Path(path).resolve().as_uri())
-        state = driver.execute_script("return document.readyState")
-        assert state == "complete", state
+        script.load_page(driver, path)
         yield driver
     finally:
         driver.quit()
@@ -193,7 +192,7 @@ def test_unknown_values_are_na_with_their_reason_never_zero():
     assert text.count("NA: no CPU accounting") >= 3  # jobs table, rules table, plot note
     assert text.count("NA: no memory figures") >= 3
     groups = report_html.group_by_rule(rules, [job])
-    tables = report_html.jobs_table([job]) + report_html.rules_table(rules, groups, 0.5)
+    tables = report_tables.jobs_table([job]) + report_tables.rules_table(rules, groups, 0.5)
     assert not re.search(r"(?<![\d.])0 %", "".join(parse(tables).text))
     cards = parse(report_html.cards(summary))
     assert "".join(cards.text).count("NA") == 7  # every figure but the job count
@@ -229,9 +228,9 @@ def test_an_empty_run_still_gives_a_page(tmp_path):
 
 def test_jobs_table_is_capped_with_failed_attempts_first(synthetic):
     jobs, _, _ = synthetic
-    table = report_html.jobs_table(jobs)
-    assert table.count("<tr") == report_html.JOBS_TABLE_MAX_ROWS + 1  # and the header row
-    failed = sum(1 for job in jobs if report_html.job_failed(job))
+    table = report_tables.jobs_table(jobs)
+    assert table.count("<tr") == report_tables.JOBS_TABLE_MAX_ROWS + 1  # and the header row
+    failed = sum(1 for job in jobs if report_tables.job_failed(job))
     assert table.count('<tr class="failed">') == failed
     first_ok = table.index('<tr class="">')
     assert table.rindex('<tr class="failed">') < first_ok
