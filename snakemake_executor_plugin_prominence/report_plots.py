@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -39,17 +40,20 @@ def plain_label(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def figure_svg(figure: Figure, salt: str) -> str:
+def figure_svg(figure: Figure, prefix: str) -> str:
     """The figure as an `<svg>` element for inlining in HTML.
 
-    Text is drawn as paths (no font files needed) and the element ids carry `salt`, so several
-    plots on one page never share an id.
+    Text is drawn as paths (no font files needed). Matplotlib numbers its element ids per
+    figure (`axes_1`, glyphs, clip paths), so every id and every reference to one gets `prefix`:
+    several plots on one page then never share an id.
     """
     buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": salt}):
+    with matplotlib.rc_context({"svg.fonttype": "path"}):
         figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     svg = buffer.getvalue()
-    return svg[svg.index("<svg") :]
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r'\bid="', f'id="{prefix}-', svg)
+    return svg.replace('href="#', f'href="#{prefix}-').replace("url(#", f"url(#{prefix}-")
 
 
 def parse_time(value: str | None) -> datetime | None:

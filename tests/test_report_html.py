@@ -198,6 +198,14 @@ def test_unknown_values_are_na_with_their_reason_never_zero():
     assert "".join(cards.text).count("NA") == 7  # every figure but the job count
 
 
+def test_element_ids_are_unique_and_every_reference_resolves(synthetic):
+    page = report_html.render(*synthetic)
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)) > 100
+    references = set(re.findall(r'href="#([^"]+)"', page) + re.findall(r"url\(#([^)]+)\)", page))
+    assert references and references <= set(ids)
+
+
 def test_dollar_signs_in_rule_names_are_drawn_as_text():
     groups = {"a$b": [one_job(rule="a$b")], "c$d$e": [one_job(rule="c$d$e")]}
     svg = report_plots.share_boxplots(groups, 0.5)
@@ -237,9 +245,12 @@ def test_jobs_table_is_capped_with_failed_attempts_first(synthetic):
     assert "jobs.tsv" in table
 
 
-def test_a_large_run_thins_the_timeline_and_says_so(synthetic):
-    jobs, _, _ = synthetic
+def test_a_large_run_thins_the_timeline_and_says_so(tmp_path, synthetic):
+    jobs, rules, summary = synthetic
     many = [dict(job) for job in jobs * 14]  # 5292 rows
+    page = tmp_path / "report.html"
+    report_html.write_html(many, rules, summary, page)
+    check_report_in_browser(page, ARTIFACTS / "report-many-jobs.png")
     section = report_html.timeline_section(many)
     step = -(-len(many) // report_plots.TIMELINE_MAX_JOBS)
     shown = len(many[::step])
