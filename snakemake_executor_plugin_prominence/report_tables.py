@@ -52,6 +52,11 @@ def number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
+def whole(value: float) -> str:
+    """A value to copy into a Snakefile as it is: no thousands separator."""
+    return f"{value:.0f}"
+
+
 def is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -139,9 +144,7 @@ def rules_table(rules: Sequence[dict], groups: dict[str, list[dict]], low_cpu: f
                 ),
                 td(both(("run_s_median", "run_s_max"), duration, reason("run_s"))),
                 td(show(rule.get("queue_wait_s_mean"), duration, reason("queue_wait_s"))),
-                td(
-                    both(("suggested_threads", "suggested_mem_mb", "suggested_runtime_min"), number)
-                ),
+                td(both(("suggested_threads", "suggested_mem_mb", "suggested_runtime_min"), whole)),
                 td(escape(rule.get("suggestion") or ""), "text suggestion"),
             ]
         )

@@ -65,10 +65,13 @@ def distinct_colours(png: bytes) -> int:
 def check_report_in_browser(
     path: pathlib.Path, screenshot: pathlib.Path | None = None, expect_text: Iterable[str] = ()
 ) -> pathlib.Path:
-    """Open a report.html in headless Chromium and check it: nothing to fetch, no console
-    messages of level SEVERE, every plot an inline SVG that is laid out with a real size, holds
-    drawn paths and paints more than a blank box, and every `expect_text` appears in the page's
-    visible text. Returns the path of a screenshot of the page (printed, kept as an artefact)."""
+    """Open a report.html in headless Chromium and check it: nothing to fetch (in the source,
+    and no resource loaded by the page), no console messages of level SEVERE, every plot an
+    inline SVG laid out with a real size that holds drawn paths and paints more than a blank
+    box, and every `expect_text` in the page's visible text. Returns the path of a screenshot
+    of the page (printed, kept under test-artifacts/ unless `screenshot` says otherwise).
+
+    Reusable on a real run's report: check_report_in_browser(report_dir / "report.html")."""
     path = pathlib.Path(path)
     source = path.read_text(encoding="utf-8")
     assert not EXTERNAL_REFERENCE.findall(source), EXTERNAL_REFERENCE.findall(source)[:5]
@@ -77,6 +80,10 @@ def check_report_in_browser(
     with open_in_chromium(path) as driver:
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
+        fetched = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        )
+        assert fetched == [], fetched
         plots = driver.find_elements(By.CSS_SELECTOR, "figure.plot")
         assert plots, "the report has no plots"
         for plot in plots:
