@@ -1,5 +1,6 @@
 # Sourced by the README's commands: makes sure .venv holds this package with its emulator
-# and test extras, and that rsync (needed by Snakemake's `fs` storage plugin) is installed.
+# and test extras, and that rsync (needed by Snakemake's `fs` storage plugin) and Debian's
+# chromium + chromium-driver (the HTML report's browser test) are installed.
 # Nothing is assumed but python3 with pip. Set PROMINENCE_VENV to use another directory.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +35,21 @@ if ! command -v rsync >/dev/null 2>&1; then
             (sudo apt-get update -qq && sudo apt-get install -y -qq rsync >/dev/null))
     else
         echo "rsync is missing and cannot be installed without root; install it and retry." >&2
+        exit 1
+    fi
+fi
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "Installing chromium and chromium-driver (the HTML report test's headless browser) ..." >&2
+    if [ "$(id -u)" = 0 ]; then
+        (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 ||
+            (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null))
+    elif command -v sudo >/dev/null 2>&1; then
+        (sudo apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 ||
+            (sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver >/dev/null))
+    else
+        echo "chromium/chromium-driver are missing and cannot be installed without root;" \
+            "install them and retry." >&2
         exit 1
     fi
 fi
