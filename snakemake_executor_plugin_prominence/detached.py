@@ -3,14 +3,20 @@
 The head is one PROMINENCE job that restores the workflow's sources and runs
 ``snakemake --executor prominence ...`` itself, with the job token PROMINENCE gives every job
 (``PROMINENCE_URL``/``PROMINENCE_TOKEN``), so the user's laptop and token are needed only to
-submit. The sources travel inside the job description as one ``inputs`` file: they outlive the
-submitting process (Snakemake's own source archive is deleted when its ``schedule()`` returns)
-and need no storage round trip, at the price of PROMINENCE's 1 MiB request limit.
+submit. The sources must outlive the submitting process (Snakemake's own source archive is
+deleted when its ``schedule()`` returns), so they travel one of two ways:
+
+- inline: up to ``MAX_INLINE_SOURCES_BYTES``, inside the job description as one ``inputs``
+  file (no storage round trip, within PROMINENCE's 1 MiB request limit);
+- stored: larger archives go into the run's folder in the default storage (``runstore``) and
+  the head fetches them with the standard library from a URL in its task env (presigned for
+  S3, ``file://`` for ``fs``) before anything else, plugins included, is installed.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import os
 import shlex
@@ -24,11 +30,19 @@ from snakemake_executor_plugin_prominence import deployment, jobspec, runinfo
 
 #: Label on head jobs only (``list`` finds detached runs by it).
 HEAD_LABEL = "snakemakehead"
+#: Label on head jobs: the name of the workflow directory it was submitted from.
+WORKFLOW_LABEL = "snakemakeworkflow"
+#: Label on every job of a detached run (``list`` counts their active jobs in one query).
+DETACHED_LABEL = "snakemakedetached"
 #: Start of a head job's name (plain listings carry names, not labels).
 HEAD_NAME_PREFIX = "snakemake-head-"
 SOURCES_NAME = "snakemake-sources.tar.gz"
 #: Base64 grows the archive by 4/3; PROMINENCE refuses request bodies over 1 MiB.
-MAX_SOURCES_BYTES = 700_000
+MAX_INLINE_SOURCES_BYTES = 700_000
+#: Task env of a head whose sources are in storage: the URL to GET them from.
+SOURCES_URL_ENV = "PROMINENCE_SNAKEMAKE_SOURCES_URL"
+#: Task env of every head: where its run's folder is (``status`` and ``logs`` show it).
+RUN_FOLDER_ENV = "PROMINENCE_SNAKEMAKE_RUN_FOLDER"
 #: Directories never shipped: Snakemake's state, version control, virtual environments.
 SKIPPED_DIRS = {".snakemake", ".git", ".venv", "venv", "__pycache__", ".pytest_cache"}
 #: Storage plugin settings are env settings named like this; they travel in the task env.
@@ -36,7 +50,37 @@ STORAGE_ENV_PREFIX = "SNAKEMAKE_STORAGE_"
 
 
 class SourcesTooLarge(ValueError):
-    pass
+    """Too large to travel inline, and the default storage gives no URL to fetch them by."""
+
+
+# Runs in the head before anything else, with the standard library only: fetch the sources
+# (3 tries), check their sha256. The URL is never printed (it may carry a signature).
+_FETCH = (
+    "import hashlib,os,sys,time,urllib.request\n"
+    "for attempt in range(3):\n"
+    "    try:\n"
+    "        data=urllib.request.urlopen(os.environ['{env}'],timeout=300).read()\n"
+    "        break\n"
+    "    except Exception as e:\n"
+    "        error=e\n"
+    "        time.sleep(0 if attempt==2 else 2*attempt+1)\n"
+    "else:\n"
+    "    sys.exit('Could not fetch the workflow sources from the default storage ('\n"
+    "        +type(error).__name__+': '+str(error)+')')\n"
+    "if hashlib.sha256(data).hexdigest()!='{sha256}':\n"
+    "    sys.exit('The workflow sources in the default storage are damaged (sha256 mismatch).')\n"
+    "open('{name}','wb').write(data)\n"
+)
+
+
+def fetch_sources_command(sha256: str) -> str:
+    """The shell step that fetches stored sources into ``SOURCES_NAME``."""
+    script = _FETCH.format(env=SOURCES_URL_ENV, sha256=sha256, name=SOURCES_NAME)
+    return "python -c " + shlex.quote(script)
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def pack_sources(workdir: Path, skip: Sequence[str] = ()) -> bytes:
@@ -53,14 +97,7 @@ def pack_sources(workdir: Path, skip: Sequence[str] = ()) -> bytes:
             for name in sorted(files):
                 path = Path(root) / name
                 tar.add(path, arcname=str(path.relative_to(workdir)), recursive=False)
-    data = buffer.getvalue()
-    if len(data) > MAX_SOURCES_BYTES:
-        raise SourcesTooLarge(
-            f"The workflow directory {workdir} packs to {len(data)} bytes, more than the "
-            f"{MAX_SOURCES_BYTES} a PROMINENCE job description can carry. Move data files "
-            "into storage (or out of the directory) and submit again."
-        )
-    return data
+    return buffer.getvalue()
 
 
 def package_install_command() -> str:
@@ -81,13 +118,17 @@ def head_command(
     snakemake_args: Sequence[str],
     settings_args: Sequence[str],
     install: bool = True,
+    stored_sources_sha256: str | None = None,
 ) -> str:
     """The head's shell command: restore the sources, get the plugins, run Snakemake.
 
-    ``exec`` makes the ``head`` wrapper the task's main process, so a deletion's SIGTERM reaches
-    it and Snakemake (told by SIGINT) deletes its jobs before the grace period ends.
+    ``stored_sources_sha256``: the sources are in storage (fetched from ``SOURCES_URL_ENV``),
+    not inline. ``exec`` makes the ``head`` wrapper the task's main process, so a deletion's
+    SIGTERM reaches it and Snakemake (told by SIGINT) deletes its jobs before the grace
+    period ends.
     """
-    steps = [f"tar xzf {SOURCES_NAME}", f"rm -f {SOURCES_NAME}"]
+    steps = [fetch_sources_command(stored_sources_sha256)] if stored_sources_sha256 else []
+    steps += [f"tar xzf {SOURCES_NAME}", f"rm -f {SOURCES_NAME}"]
     prefix = package_install_command() if install else ""
     if prefix:
         steps.append(prefix)
@@ -116,7 +157,7 @@ def head_description(
     *,
     run_id: str,
     command: str,
-    sources: bytes,
+    sources: bytes | None,
     image: str,
     env: Mapping[str, str],
     labels: Mapping[str, str],
@@ -126,7 +167,10 @@ def head_description(
     walltime_minutes: int,
     runtime: str = "singularity",
 ) -> dict[str, Any]:
-    """The ``POST /jobs`` body of the head job (it never holds the user's token)."""
+    """The ``POST /jobs`` body of the head job (it never holds the user's token).
+
+    ``sources`` None: they are in storage and ``env`` holds the URL to fetch them from.
+    """
     task: dict[str, Any] = {
         "image": image,
         "runtime": runtime,
@@ -134,7 +178,7 @@ def head_description(
     }
     if env:
         task["env"] = dict(env)
-    return {
+    description = {
         "name": HEAD_NAME_PREFIX + jobspec.label_value(run_id)[:40],
         "resources": {
             "cpus": cpus,
@@ -144,8 +188,10 @@ def head_description(
             "walltime": walltime_minutes,
         },
         "tasks": [task],
-        "labels": {**labels, runinfo.RUN_LABEL: run_id, HEAD_LABEL: "1"},
-        "inputs": [
-            {"filename": SOURCES_NAME, "content": base64.b64encode(sources).decode("ascii")}
-        ],
+        "labels": {**labels, runinfo.RUN_LABEL: run_id, HEAD_LABEL: "1", DETACHED_LABEL: "1"},
     }
+    if sources is not None:
+        description["inputs"] = [
+            {"filename": SOURCES_NAME, "content": base64.b64encode(sources).decode("ascii")}
+        ]
+    return description
