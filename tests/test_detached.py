@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from snakemake_executor_plugin_prominence import detached, runviews
+from snakemake_executor_plugin_prominence import detached, runstore, runviews
+from snakemake_executor_plugin_prominence import head as head_process
 from snakemake_executor_plugin_prominence.cli import HEAD_FLAGS
 from tests.emulator_helpers import wait_until
 from tests.processes import BIN, EXAMPLE_RESULTS, copy_example, files_under, plugin_args
@@ -311,6 +312,37 @@ def test_sources_carry_the_workflow_but_not_its_state(tmp_path):
     assert "Snakefile" in names and not any(n.startswith(".snakemake") for n in names)
     command = detached.head_command("r1", ["--jobs", "2"], ["--prominence-runtime", "docker"])
     assert "PROMINENCE_SNAKEMAKE_RUN_ID=r1" in command and "TOKEN" not in command
+
+
+def test_the_head_copies_its_logs_and_the_run_report_with_the_storage_plugin(tmp_path, monkeypatch):
+    """What ``head`` copies when it ends, through the real ``fs`` storage plugin built from
+    Snakemake arguments as ``submit`` and the head build it."""
+    workdir = tmp_path / "head"
+    (workdir / ".snakemake" / "log").mkdir(parents=True)
+    (workdir / ".snakemake" / "log" / "2026-01-01T000000.snakemake.log").write_text("done")
+    reports = workdir / ".snakemake" / "prominence_reports"
+    (reports / "r1" / "jobs").mkdir(parents=True)
+    (reports / "r1" / "report.html").write_text("<html>")
+    (reports / "r1" / "jobs" / "jobs.tsv").write_text("id\tstate")
+    (reports / "r0").mkdir()
+    (reports / "r0" / "report.html").write_text("an earlier run's")
+    (workdir / runstore.HEAD_LOG).parent.mkdir(parents=True)
+    (workdir / runstore.HEAD_LOG).write_text("stderr")
+    monkeypatch.chdir(workdir)
+    storage = tmp_path / "storage"
+    store = runstore.from_snakemake_args(
+        ["--default-storage-provider", "fs", "--default-storage-prefix", str(storage)]
+    )
+    assert store.folder("r1") == f"{storage}/.prominence-runs/r1/"
+    head_process.copy_run_files(store, workdir, "r1")
+    assert files_under(storage / ".prominence-runs" / "r1") == {
+        "log/2026-01-01T000000.snakemake.log": b"done",
+        "log/head.stderr.log": b"stderr",
+        "report/report.html": b"<html>",
+        "report/jobs/jobs.tsv": b"id\tstate",
+    }
+    with pytest.raises(runstore.RunStoreError, match="default storage provider"):
+        runstore.from_snakemake_args(["--jobs", "2"])
 
 
 def test_submit_help_lists_the_head_flags():
