@@ -22,7 +22,7 @@ import os
 import shlex
 import tarfile
 from collections.abc import Mapping, Sequence
-from importlib.metadata import distributions
+from importlib.metadata import PackageNotFoundError, distributions, version
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ MAX_INLINE_SOURCES_BYTES = 700_000
 SOURCES_URL_ENV = "PROMINENCE_SNAKEMAKE_SOURCES_URL"
 #: Task env of every head: where its run's folder is (``status`` and ``logs`` show it).
 RUN_FOLDER_ENV = "PROMINENCE_SNAKEMAKE_RUN_FOLDER"
+#: Where the head's copy of this plugin is unpacked (first on the head's PYTHONPATH).
+HEAD_SITE = ".prominence-head/site"
+DIST_NAME = "snakemake-executor-plugin-prominence"
 #: Directories never shipped: Snakemake's state, version control, virtual environments.
 SKIPPED_DIRS = {".snakemake", ".git", ".venv", "venv", "__pycache__", ".pytest_cache"}
 #: Storage plugin settings are env settings named like this; they travel in the task env.
@@ -84,12 +87,13 @@ def sha256_of(data: bytes) -> str:
 
 
 def pack_sources(workdir: Path, skip: Sequence[str] = ()) -> bytes:
-    """A gzipped tar of every file under ``workdir`` except state, VCS and ``skip`` dirs.
+    """A gzipped tar of every file under ``workdir`` except state, VCS and ``skip`` dirs,
+    plus this plugin for the head (under ``HEAD_SITE``).
 
     Everything is shipped (not only what git tracks): inside the head the sources are not a
     git checkout, so what Snakemake deploys from there to the worker jobs is what is here.
     """
-    skipped = SKIPPED_DIRS | set(skip)
+    skipped = SKIPPED_DIRS | set(skip) | {HEAD_SITE.split("/")[0]}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for root, dirs, files in os.walk(workdir):
@@ -97,11 +101,39 @@ def pack_sources(workdir: Path, skip: Sequence[str] = ()) -> bytes:
             for name in sorted(files):
                 path = Path(root) / name
                 tar.add(path, arcname=str(path.relative_to(workdir)), recursive=False)
+        add_plugin(tar)
     return buffer.getvalue()
 
 
+def add_plugin(tar: tarfile.TarFile) -> None:
+    """This plugin's package (without the emulator) and a minimal dist-info, at the local
+    version, under ``HEAD_SITE``: the head runs it from there (first on its ``PYTHONPATH``),
+    so any Snakemake image will do, and the head runs exactly the plugin ``submit`` ran.
+    It is pure Python, about 70 kB packed."""
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*")):
+        relative = path.relative_to(package)
+        if not path.is_file() or relative.parts[0] == "emulator":
+            continue
+        if "__pycache__" in relative.parts:
+            continue
+        tar.add(path, arcname=f"{HEAD_SITE}/{package.name}/{relative.as_posix()}")
+    try:
+        plugin_version = version(DIST_NAME)
+    except PackageNotFoundError:
+        plugin_version = "0+unknown"
+    metadata = f"Metadata-Version: 2.1\nName: {DIST_NAME}\nVersion: {plugin_version}\n"
+    data = metadata.encode()
+    info = tarfile.TarInfo(
+        f"{HEAD_SITE}/{DIST_NAME.replace('-', '_')}-{plugin_version}.dist-info/METADATA"
+    )
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
 def package_install_command() -> str:
-    """How the head gets the storage plugins (Snakemake and this plugin come with its image).
+    """How the head gets the storage plugins (Snakemake comes with its image, this plugin
+    with the sources).
 
     One function so that it can switch to the per-run wheelhouse later.
     """
@@ -142,7 +174,8 @@ def head_command(
         *snakemake_args,
     ]
     steps.append(
-        f"export {runinfo.RUN_ID_ENV}={shlex.quote(run_id)} PYTHONUNBUFFERED=1 && exec "
+        f"export {runinfo.RUN_ID_ENV}={shlex.quote(run_id)} PYTHONUNBUFFERED=1 "
+        f'PYTHONPATH="$PWD/{HEAD_SITE}${{PYTHONPATH:+:$PYTHONPATH}}" && exec '
         + shlex.join(snakemake)
     )
     return " && ".join(steps)

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from snakemake_executor_plugin_prominence import deployment, runinfo, runstore
+from snakemake_executor_plugin_prominence import deployment, detached, runinfo, runstore
 
 
 def say(message: str) -> None:
@@ -46,7 +46,7 @@ def stage_everything(workdir: Path) -> None:
         exclude = workdir / ".git" / "info" / "exclude"
         exclude.parent.mkdir(parents=True, exist_ok=True)
         with exclude.open("a") as f:
-            f.write("\n/.snakemake/\n")
+            f.write(f"\n/.snakemake/\n/{detached.HEAD_SITE.split('/')[0]}/\n")
         subprocess.run(["git", "add", "-A"], cwd=workdir, check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as e:
         detail = getattr(e, "stderr", b"") or b""

@@ -7,6 +7,7 @@ should. (S3: tests/test_detached_s3.py.)"""
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import re
 import subprocess
@@ -303,15 +304,37 @@ def test_list_rows_count_active_jobs_per_run_newest_first():
     assert table[0].index("HEAD") == table[1].index("7")  # columns line up
 
 
-def test_sources_carry_the_workflow_but_not_its_state(tmp_path):
+def test_sources_carry_the_workflow_and_the_plugin_but_not_its_state(tmp_path):
     workdir = copy_example(tmp_path / "wf")
     (workdir / ".snakemake").mkdir()
     (workdir / ".snakemake" / "state").write_text("x")
     with tarfile.open(fileobj=io.BytesIO(detached.pack_sources(workdir))) as tar:
         names = tar.getnames()
+        tar.extractall(tmp_path / "head", filter="data")
     assert "Snakefile" in names and not any(n.startswith(".snakemake") for n in names)
+    plugin = [n for n in names if n.startswith(detached.HEAD_SITE)]
+    assert f"{detached.HEAD_SITE}/snakemake_executor_plugin_prominence/head.py" in plugin
+    assert not any("emulator" in n or "__pycache__" in n for n in plugin)
     command = detached.head_command("r1", ["--jobs", "2"], ["--prominence-runtime", "docker"])
     assert "PROMINENCE_SNAKEMAKE_RUN_ID=r1" in command and "TOKEN" not in command
+    # the head runs the shipped copy of the plugin, at the local version, whatever its image has
+    site = tmp_path / "head" / detached.HEAD_SITE
+    probe = (
+        "import importlib.metadata as m, snakemake_executor_plugin_prominence as p, "
+        "snakemake_executor_plugin_prominence.head; "
+        "print(p.__file__); print(m.version('snakemake-executor-plugin-prominence'))"
+    )
+    result = subprocess.run(
+        [str(BIN / "python"), "-c", probe],
+        env={"PYTHONPATH": str(site)},
+        cwd=tmp_path,  # not the repository's root, whose package would come first
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    where, version = result.stdout.split()
+    assert Path(where).is_relative_to(site)
+    assert version == importlib.metadata.version("snakemake-executor-plugin-prominence")
 
 
 def test_the_head_copies_its_logs_and_the_run_report_with_the_storage_plugin(tmp_path, monkeypatch):
