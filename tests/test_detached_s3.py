@@ -83,6 +83,9 @@ def test_a_detached_run_on_s3_with_large_sources(emu, tmp_path):
         status = cli("status", run_id, cwd=tmp_path, url=emu.url, token=token)
         assert "Jobs of the run: 5 completed" in status.stdout, status.stdout
         assert f"Log and report: s3://{bucket}/{folder}\n" in status.stdout
+        printed = cli("logs", run_id, cwd=tmp_path, url=emu.url, token=token)
+        assert "steps (100%) done" in printed.stderr
+        assert f"log and report: s3://{bucket}/{folder}" in printed.stderr
 
         # every S3 request was signed with the user's key pair (the presigned GET included)
         assert not s3.gate.refused()
