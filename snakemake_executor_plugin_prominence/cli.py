@@ -154,7 +154,13 @@ def cmd_submit(args: argparse.Namespace, snakemake_args: list[str]) -> int:
         walltime_minutes=args.prominence_head_walltime,
         runtime=args.runtime or "singularity",
     )
-    job_id = client.create_job(description)
+    try:
+        job_id = client.create_job(description)
+    except Exception:
+        if stored_sha256:  # nothing will fetch them
+            with contextlib.suppress(Exception):
+                store.remove(folder + runstore.SOURCES_OBJECT)
+        raise
     print(f"Detached run {run_id}: head job {job_id}.")
     where = "in the default storage" if stored_sha256 else "inline"
     print(f"  sources: {len(sources)} bytes, {where}")

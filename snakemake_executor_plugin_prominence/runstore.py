@@ -53,6 +53,9 @@ class RunStore:
         obj.set_local_path(Path(local))
         _async_run(obj.managed_store())
 
+    def remove(self, query: str) -> None:
+        _async_run(self.provider.object(query).managed_remove())
+
     def put_tree(self, files: Iterable[tuple[Path, str]], folder: str) -> list[str]:
         """Store each (local file, relative name) under ``folder``; return the names stored.
 

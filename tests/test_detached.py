@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import io
+import os
 import re
 import subprocess
 import tarfile
@@ -282,6 +283,16 @@ def test_submit_without_a_default_storage_prefix_is_refused_before_anything_is_s
     assert result.returncode == 2
     assert "needs --default-storage-prefix" in result.stderr
     assert emu.jobs() == []
+    # sources too large to travel inline are stored first, and removed when the server then
+    # refuses the head (here for its runtime)
+    (workdir / "noise.bin").write_bytes(os.urandom(detached.MAX_INLINE_SOURCES_BYTES))
+    storage = tmp_path / "storage"
+    args = [*plugin_args(storage), "--prominence-runtime", "docker"]
+    result = cli("submit", *args, cwd=workdir, url=emu.url, token=token)
+    assert result.returncode == 1
+    assert "the container runtime must be either udocker or singularity" in result.stderr
+    assert emu.jobs() == [] and files_under(storage) == {}
+    assert (storage / ".prominence-runs").is_dir()  # they had been stored
 
 
 def test_list_rows_count_active_jobs_per_run_newest_first():
