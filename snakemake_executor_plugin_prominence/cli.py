@@ -4,17 +4,28 @@ follow, list or cancel it from anywhere with a valid token."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import sys
+import tempfile
 import time
 import uuid
-from collections import Counter
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
-from snakemake_executor_plugin_prominence import ExecutorSettings, detached, runinfo, startup
+from snakemake_executor_plugin_prominence import (
+    ExecutorSettings,
+    deployment,
+    detached,
+    jobspec,
+    runinfo,
+    runstore,
+    runviews,
+    startup,
+)
 from snakemake_executor_plugin_prominence.client import ProminenceClient, ProminenceError
 
 #: Settings that stay on the submitting machine: the head uses its job token and PROMINENCE_URL.
@@ -33,6 +44,10 @@ HEAD_FLAGS = ("--prominence-head-walltime", "--prominence-head-memory", "--promi
 TERMINAL = {"completed", "failed", "deleted", "killed"}
 
 log = logging.getLogger("prominence-snakemake")
+
+
+class CliError(Exception):
+    """A mistake in what the user asked for: said in one line, exit status 2."""
 
 
 def _flag(name: str) -> str:
@@ -71,10 +86,16 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _forwarded(args: argparse.Namespace) -> list[str]:
-    """The ``--prominence-*`` flags the head's Snakemake gets (never a token or its sources)."""
+    """The ``--prominence-*`` flags the head's Snakemake gets (never a token or its sources).
+
+    Its jobs also get the ``snakemakedetached`` label, so that ``list`` counts every detached
+    run's active jobs in one query.
+    """
     out: list[str] = []
     for f in fields(ExecutorSettings):
         value = getattr(args, f.name, None)
+        if f.name == "labels":
+            value = ",".join(filter(None, [value, f"{detached.DETACHED_LABEL}=1"]))
         if f.name in LOCAL_ONLY or value is None or value is False:
             continue
         out.extend([_flag(f.name)] if value is True else [_flag(f.name), str(value)])
@@ -97,36 +118,87 @@ def _head(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def cmd_submit(args: argparse.Namespace, snakemake_args: list[str]) -> int:
+    # check the settings and the token before anything is stored
     client = _client(args)
     run_id = uuid.uuid4().hex
     workdir = Path.cwd()
-    try:
-        sources = detached.pack_sources(workdir)
-    except detached.SourcesTooLarge as e:
-        print(f"prominence-snakemake: {e}", file=sys.stderr)
-        return 2
+    store = _run_store(snakemake_args)
+    folder = store.folder(run_id)
+    sources = detached.pack_sources(workdir)
+    env = {**detached.storage_env(os.environ), detached.RUN_FOLDER_ENV: folder}
+    stored_sha256 = None
+    if len(sources) > detached.MAX_INLINE_SOURCES_BYTES:
+        env[detached.SOURCES_URL_ENV] = _store_sources(store, folder, sources)
+        stored_sha256 = detached.sha256_of(sources)
     image = args.prominence_head_image or args.container_image or runinfo.default_snakemake_image()
+    labels = {
+        **runinfo.RunLabels(run_id, runinfo.workdir_key(str(workdir))).labels(),
+        detached.WORKFLOW_LABEL: jobspec.label_value(workdir.name),
+    }
     description = detached.head_description(
         run_id=run_id,
         command=detached.head_command(
-            run_id, snakemake_args, _forwarded(args), install=args.storage_plugins != "image"
+            run_id,
+            snakemake_args,
+            _forwarded(args),
+            install=args.storage_plugins != "image",
+            stored_sources_sha256=stored_sha256,
         ),
-        sources=sources,
+        sources=None if stored_sha256 else sources,
         image=image,
-        env=detached.storage_env(os.environ),
-        labels=runinfo.RunLabels(run_id, runinfo.workdir_key(str(workdir))).labels(),
+        env=env,
+        labels=labels,
         cpus=1,
         memory_gb=args.prominence_head_memory,
         disk_gb=10,
         walltime_minutes=args.prominence_head_walltime,
         runtime=args.runtime or "singularity",
     )
-    job_id = client.create_job(description)
+    try:
+        job_id = client.create_job(description)
+    except Exception:
+        if stored_sha256:  # nothing will fetch them
+            with contextlib.suppress(Exception):
+                store.remove(folder + runstore.SOURCES_OBJECT)
+        raise
     print(f"Detached run {run_id}: head job {job_id}.")
+    where = "in the default storage" if stored_sha256 else "inline"
+    print(f"  sources: {len(sources)} bytes, {where}")
+    print(f"  its Snakemake log and report go to {folder} when it ends")
     print(f"  prominence-snakemake status {run_id}")
     print(f"  prominence-snakemake logs {run_id} --follow")
     print(f"  prominence-snakemake cancel {run_id}")
+    print("  prominence-snakemake list")
     return 0
+
+
+def _run_store(snakemake_args: list[str]) -> runstore.RunStore:
+    """The run's default storage, from the Snakemake arguments as Snakemake reads them."""
+    quiet = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(quiet):
+            return runstore.from_snakemake_args(snakemake_args)
+    except SystemExit:
+        raise CliError(f"Snakemake refuses these arguments: {quiet.getvalue().strip()}") from None
+    except runstore.RunStoreError as e:
+        raise CliError(str(e)) from None
+
+
+def _store_sources(store: runstore.RunStore, folder: str, sources: bytes) -> str:
+    """Put the sources into the run's folder; return the URL the head fetches them from."""
+    query = folder + runstore.SOURCES_OBJECT
+    if deployment.fetch_url_maker(store.provider) is None:
+        raise CliError(
+            f"The workflow directory packs to {len(sources)} bytes, more than the "
+            f"{detached.MAX_INLINE_SOURCES_BYTES} a PROMINENCE job description can carry, and "
+            f"the {store.provider_name} storage provider gives no URL the head could fetch "
+            "them from (fs and s3 do). Move data files out of the directory and submit again."
+        )
+    with tempfile.TemporaryDirectory(prefix="prominence-sources-") as tmp:
+        local = Path(tmp) / runstore.SOURCES_OBJECT
+        local.write_bytes(sources)
+        store.put(local, query)
+    return store.fetch_url(query) or ""
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -136,10 +208,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     if head is None:
         print(f"No head job found for run {args.run}.", file=sys.stderr)
         return 1
-    print(f"Head job {head['id']}: {head.get('status')}")
-    counts = Counter(str(j.get("status")) for j in jobs if j is not head)
-    shown = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none yet"
-    print(f"Jobs of the run: {shown}")
+    detail = client.get_job(head["id"]) or head
+    reason = f" ({detail['statusReason']})" if detail.get("statusReason") else ""
+    print(f"Head job {head['id']}: {detail.get('status')}{reason}")
+    for line in runviews.walltime_lines(detail, time.time()):
+        print(line)
+    print(f"Jobs of the run: {runviews.counts_line(j for j in jobs if j['id'] != head['id'])}")
+    folder = runviews.run_folder(detail)
+    if folder:
+        ended = detail.get("status") in TERMINAL
+        print(f"Log and report: {folder}" + ("" if ended else " (copied when the head ends)"))
     return 0
 
 
@@ -151,7 +229,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return 1
     offsets = {"stdout": 0, "stderr": 0}
     while True:
-        status = (client.get_job(head["id"]) or {}).get("status")
+        detail = client.get_job(head["id"]) or {}
+        status = detail.get("status")
         for stream, out in (("stdout", sys.stdout), ("stderr", sys.stderr)):
             try:
                 chunk = client.read_output(head["id"], stream, offsets[stream])
@@ -162,6 +241,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 out.write(chunk.decode("utf-8", "replace"))
                 out.flush()
         if not args.follow or status in TERMINAL:
+            folder = runviews.run_folder(detail)
+            if status in TERMINAL and folder:
+                print(f"Head job {head['id']} {status}; log and report: {folder}", file=sys.stderr)
             return 0
         time.sleep(args.interval)
 
@@ -172,6 +254,18 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     ids = runinfo.active_job_ids(client, constraint)
     deleted = runinfo.delete_in_chunks(client, ids, log, constraint) if ids else 0
     print(f"Deleted {deleted} job(s) of run {args.run}.")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    client = _client(args)
+    heads = client.find_jobs(f"{detached.HEAD_LABEL}=1", include_finished=True, detail=True)
+    active = client.find_jobs(f"{detached.DETACHED_LABEL}=1", detail=True)
+    rows = runviews.run_rows(heads, active)
+    if not rows:
+        print("No detached runs.")
+        return 0
+    print(runviews.format_rows(rows))
     return 0
 
 
@@ -209,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="IMAGE",
         help="image of the head job (needs Snakemake and this plugin)",
     )
+    listing = sub.add_parser(
+        "list",
+        help="this user's detached runs, newest first",
+        description="this user's detached runs, newest first, with their active jobs",
+    )
+    _add_settings(listing)
     for name, text in (
         ("status", "the head job's state and the run's jobs by state"),
         ("logs", "the head's Snakemake output"),
@@ -232,10 +332,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_submit(args, rest)
         if rest:
             parser.error(f"unrecognised arguments: {' '.join(rest)}")
-        return {"status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel}[args.command](args)
-    except (ProminenceError, Exception) as e:
-        if isinstance(e, SystemExit):
-            raise
+        commands = {"status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel, "list": cmd_list}
+        return commands[args.command](args)
+    except CliError as e:
+        print(f"prominence-snakemake: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
         print(f"prominence-snakemake: {e}", file=sys.stderr)
         return 1
 

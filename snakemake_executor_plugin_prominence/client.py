@@ -185,11 +185,16 @@ class ProminenceClient:
             params["detail"] = "true"  # the server only looks at the parameter's presence
         return self._job_list(self._request("GET", "/jobs", params=params))
 
-    def find_jobs(self, constraint: str, *, include_finished: bool = False) -> list[dict[str, Any]]:
-        """``GET /jobs?constraint=key=value``: the caller's jobs carrying that label."""
+    def find_jobs(
+        self, constraint: str, *, include_finished: bool = False, detail: bool = False
+    ) -> list[dict[str, Any]]:
+        """``GET /jobs?constraint=key=value``: the caller's jobs carrying that label (with
+        ``detail``, in the detailed form, labels included)."""
         params: dict[str, str] = {"constraint": constraint}
         if include_finished:
             params["all"] = "true"
+        if detail:
+            params["detail"] = "true"
         return self._job_list(self._request("GET", "/jobs", params=params))
 
     def get_job(self, job_id: int) -> dict[str, Any] | None:

@@ -256,7 +256,7 @@ def prepare(workflow: Any, mode: str, logger: Any) -> Deployment:
         pins = (pin(distribution(n)) for n in plugins)
         return Deployment(prefix=pip_install_command(pins), drop_args=drop)
     provider = workflow.storage_registry.default_storage_provider
-    url_maker = _url_maker(provider)
+    url_maker = fetch_url_maker(provider)
     if url_maker is None:
         logger.warning(
             f"PROMINENCE: the default storage provider "
@@ -305,7 +305,7 @@ def prepare(workflow: Any, mode: str, logger: Any) -> Deployment:
     )
 
 
-def _url_maker(provider: Any) -> Any:
+def fetch_url_maker(provider: Any) -> Any:
     """A function (storage object) -> (() -> URL a job can GET), or None for this provider."""
     module = type(provider).__module__.split(".")[0]
     if module == "snakemake_storage_plugin_fs":

@@ -1,8 +1,17 @@
-"""The process a detached run's head job runs: Snakemake as a child, with deletion made a cancel.
+"""The process a detached run's head job runs: Snakemake as a child, with deletion made a cancel,
+and the run's log and report copied to the default storage when it ends.
 
 Deleting a PROMINENCE job sends SIGTERM to its task, then SIGKILL after a grace period. On
 SIGTERM Snakemake only stops scheduling and waits for its running jobs, which the SIGKILL would
-then orphan; on SIGINT it deletes them. So SIGTERM is passed on as SIGINT.
+then orphan; on SIGINT it deletes them. So SIGTERM is passed on as SIGINT, and once Snakemake
+has ended (done, failed or cancelled) its log files, the head's own stderr and the run report
+go to the run's folder in the default storage (``runstore``), before the head's scratch disk
+goes. Only a SIGKILL (the walltime, or a grace period too short) prevents that copy.
+
+The restored sources are not a git checkout, so Snakemake, which ships its registered sources
+plus what ``git ls-files`` lists to the worker jobs, would miss files the user's checkout only
+tracked (a script a shell command runs, a data table). The head stages every restored file in
+a fresh git index first, so the worker jobs get everything the workflow had.
 
 Usage (inside the head job): ``python -m snakemake_executor_plugin_prominence.head ARGS...``
 runs ``python -m snakemake ARGS...`` and exits with its status.
@@ -10,21 +19,97 @@ runs ``python -m snakemake ARGS...`` and exits with its status.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import signal
 import subprocess
 import sys
+import threading
+from pathlib import Path
 from types import FrameType
+from typing import IO
+
+from snakemake_executor_plugin_prominence import deployment, detached, runinfo, runstore
+
+
+def say(message: str) -> None:
+    print(f"prominence-snakemake head: {message}", file=sys.stderr, flush=True)
+
+
+def stage_everything(workdir: Path) -> None:
+    """Put every restored file into a fresh git index (nothing of Snakemake's state)."""
+    if (workdir / ".git").exists():
+        return
+    try:
+        subprocess.run(["git", "init", "-q"], cwd=workdir, check=True, capture_output=True)
+        exclude = workdir / ".git" / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        with exclude.open("a") as f:
+            f.write(f"\n/.snakemake/\n/{detached.HEAD_SITE.split('/')[0]}/\n")
+        subprocess.run(["git", "add", "-A"], cwd=workdir, check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        detail = getattr(e, "stderr", b"") or b""
+        say(
+            f"could not stage the sources with git ({e} {detail.decode(errors='replace')}): "
+            "the worker jobs get only what Snakemake registers (Snakefile, rule scripts, "
+            "config files)."
+        )
+
+
+def open_store(args: list[str]) -> runstore.RunStore | None:
+    """The run's default storage, built like Snakemake builds it from ``args``; None (with a
+    warning) when that fails: the run goes on, only the final copy is lost."""
+    pip_target = Path(deployment.PIP_TARGET).resolve()
+    if pip_target.is_dir() and str(pip_target) not in sys.path:
+        sys.path.append(str(pip_target))  # where the head's storage plugins were installed
+    quiet = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(quiet), contextlib.redirect_stdout(quiet):
+            return runstore.from_snakemake_args(args)
+    except (Exception, SystemExit) as e:
+        say(f"the run's log and report will not be copied to storage: {e} {quiet.getvalue()}")
+        return None
+
+
+def tee(source: IO[bytes], *sinks: IO[bytes]) -> None:
+    for line in iter(source.readline, b""):
+        for sink in sinks:
+            sink.write(line)
+            sink.flush()
+
+
+def copy_run_files(store: runstore.RunStore, workdir: Path, run_id: str) -> None:
+    folder = store.folder(run_id)
+    files = runstore.run_files(workdir, run_id)
+    stored = store.put_tree(files, folder)
+    say(f"copied {len(stored)} of {len(files)} log/report file(s) to {folder}")
 
 
 def run(args: list[str]) -> int:
-    child = subprocess.Popen([sys.executable, "-m", "snakemake", *args])
+    workdir = Path.cwd()
+    run_id = os.environ.get(runinfo.RUN_ID_ENV, "")
+    stage_everything(workdir)
+    store = open_store(args) if run_id else None
+    head_log = workdir / runstore.HEAD_LOG
+    head_log.parent.mkdir(parents=True, exist_ok=True)
+    with head_log.open("wb") as log_file:
+        child = subprocess.Popen([sys.executable, "-m", "snakemake", *args], stderr=subprocess.PIPE)
 
-    def cancel(signum: int, frame: FrameType | None) -> None:
-        child.send_signal(signal.SIGINT)
+        def cancel(signum: int, frame: FrameType | None) -> None:
+            child.send_signal(signal.SIGINT)
 
-    signal.signal(signal.SIGTERM, cancel)
-    signal.signal(signal.SIGINT, cancel)
-    return child.wait()
+        signal.signal(signal.SIGTERM, cancel)
+        signal.signal(signal.SIGINT, cancel)
+        copier = threading.Thread(
+            target=tee, args=(child.stderr, sys.stderr.buffer, log_file), daemon=True
+        )
+        copier.start()
+        code = child.wait()
+        copier.join(timeout=10)
+    if store is not None:
+        copy_run_files(store, workdir, run_id)
+    return code
 
 
 if __name__ == "__main__":
