@@ -27,6 +27,8 @@ from snakemake_executor_plugin_prominence.auth import TokenError, TokenProvider
 RETRY_STATUSES = (429, 502, 503, 504)
 NO_SUCH_JOBS = "No such job(s)"
 DEFAULT_TIMEOUT = (10.0, 120.0)  # connect, read: the real API is known to be slow
+#: the EGI/EOSC service's base URL, as its documentation gives it (shown in error messages)
+EXAMPLE_BASE_URL = "https://eosc.prominence.cloud/api/v1"
 
 try:
     _VERSION = version("snakemake-executor-plugin-prominence")
@@ -45,6 +47,11 @@ class ProminenceError(Exception):
 
 class AuthenticationError(ProminenceError):
     """401: the token is missing, expired or unknown to the server."""
+
+
+class WrongURL(ProminenceError):
+    """404: no PROMINENCE endpoint at this address. The real server answers every jobs path
+    it has (an unknown job id too) with JSON, so a 404 means the base URL is wrong."""
 
 
 class ServiceUnavailable(ProminenceError):
@@ -235,6 +242,13 @@ class ProminenceClient:
             raise AuthenticationError(
                 f"PROMINENCE rejected the token from {self.tokens.current().source} "
                 f"({response.status_code} {message})",
+                response.status_code,
+            )
+        if response.status_code == 404:
+            raise WrongURL(
+                f"{self.base_url} is not a PROMINENCE API: {method} {self.base_url}{path} answered "
+                f"404 Not Found. Set --prominence-url (or PROMINENCE_URL) to the API's base URL, "
+                f"the one the prominence command uses, e.g. {EXAMPLE_BASE_URL}",
                 response.status_code,
             )
         if response.status_code in RETRY_STATUSES:

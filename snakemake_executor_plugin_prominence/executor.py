@@ -27,7 +27,11 @@ from snakemake_executor_plugin_prominence import (
     submission,
     tracking,
 )
-from snakemake_executor_plugin_prominence.client import AuthenticationError, ProminenceError
+from snakemake_executor_plugin_prominence.client import (
+    AuthenticationError,
+    ProminenceError,
+    WrongURL,
+)
 from snakemake_executor_plugin_prominence.deployment import prepare as prepare_deployment
 from snakemake_executor_plugin_prominence.diagnostics import explain
 
@@ -76,6 +80,8 @@ class Executor(RemoteExecutor):
             )
         except AuthenticationError as e:
             raise WorkflowError(f"{e}. Nothing was submitted. {auth.NEW_TOKEN_HINT}") from None
+        except WrongURL as e:
+            raise WorkflowError(f"{e}. Nothing was submitted.") from None
         # After the token check: a refused token must not leave the zip in the storage.
         self._deployment = prepare_deployment(self.workflow, settings.storage_plugins, self.logger)
 

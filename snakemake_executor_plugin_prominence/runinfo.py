@@ -22,6 +22,7 @@ from snakemake_executor_plugin_prominence.client import (
     AuthenticationError,
     ProminenceClient,
     ProminenceError,
+    WrongURL,
 )
 
 RUN_LABEL = "snakemakerun"
@@ -75,12 +76,13 @@ def handle_leftovers(
     """Report (or delete) jobs of an earlier run of this directory that are still active.
 
     Returns their ids. This is also the run's first request: a refused token raises
-    ``AuthenticationError``; any other failure to look is only a warning.
+    ``AuthenticationError``, a base URL without PROMINENCE behind it ``WrongURL``; any
+    other failure to look is only a warning.
     """
     try:
         ids = active_job_ids(client, run.workdir_constraint)
-    except AuthenticationError:
-        raise  # the token is refused: nothing will work, say so before submitting
+    except (AuthenticationError, WrongURL):
+        raise  # nothing will work: say so before submitting
     except ProminenceError as e:
         logger.warning(f"Could not check PROMINENCE for jobs left by an earlier run: {e}")
         return []

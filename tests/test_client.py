@@ -16,6 +16,7 @@ from snakemake_executor_plugin_prominence.client import (
     ProminenceError,
     RequestRejected,
     ServiceUnavailable,
+    WrongURL,
     check_base_url,
 )
 
@@ -106,13 +107,17 @@ def test_unauthenticated(emulator):
         client.list_jobs([1])
 
 
-def test_html_error_page_becomes_a_short_clear_error(emulator):
+def test_a_404_says_the_url_is_wrong_and_what_it_should_be(emulator):
+    """The real server answers every jobs path with JSON (an unknown job: 200 []), so a 404,
+    an HTML page here, means there is no PROMINENCE API at that address."""
     wrong_prefix = emulator.url.rsplit("/api/v1", 1)[0] + "/nowhere"
     client = ProminenceClient(wrong_prefix, TokenProvider("x", None, {}))
-    with pytest.raises(RequestRejected) as caught:
+    with pytest.raises(WrongURL) as caught:
         client.list_jobs([1])
     assert caught.value.status == 404
-    assert "<" not in str(caught.value) and len(str(caught.value)) < 200
+    message = str(caught.value)
+    assert message.startswith(f"{wrong_prefix} is not a PROMINENCE API: GET {wrong_prefix}/jobs")
+    assert "e.g. https://eosc.prominence.cloud/api/v1" in message and "<" not in message
 
 
 def test_no_server_is_service_unavailable():

@@ -40,12 +40,19 @@ WORKFLOW = Path(__file__).resolve().parent / "workflows" / "one_job"
             ["--prominence-ca-bundle", "/nonexistent/ca.pem"],
             "--prominence-ca-bundle: /nonexistent/ca.pem is not a file.",
         ),
+        (  # the server's address without the API's path: a user's first mistake
+            {"PROMINENCE_TOKEN": "t", "PROMINENCE_URL": "EMULATOR_ROOT"},
+            [],
+            "is not a PROMINENCE API: GET http://127.0.0.1:",
+        ),
     ],
 )
 def test_setup_mistakes_stop_the_run_before_submitting(tmp_path, emulator, env, extra, message):
     workdir = tmp_path / "wf"
     shutil.copytree(WORKFLOW, workdir)
-    env = {key: emulator.url if value == "EMULATOR" else value for key, value in env.items()}
+    root = emulator.url.rsplit("/api/v1", 1)[0]
+    urls = {"EMULATOR": emulator.url, "EMULATOR_ROOT": root}
+    env = {key: urls.get(value, value) for key, value in env.items()}
     env.setdefault("PROMINENCE_URL", "")
     env.setdefault("PROMINENCE_TOKEN", "")
     env["HOME"] = str(tmp_path)  # no ~/.prominence/token to fall back to
