@@ -6,7 +6,8 @@ SIGTERM Snakemake only stops scheduling and waits for its running jobs, which th
 then orphan; on SIGINT it deletes them. So SIGTERM is passed on as SIGINT, and once Snakemake
 has ended (done, failed or cancelled) its log files, the head's own stderr and the run report
 go to the run's folder in the default storage (``runstore``), before the head's scratch disk
-goes. Only a SIGKILL (the walltime, or a grace period too short) prevents that copy.
+goes. On SIGTERM a first copy starts at once, so that a short grace period still leaves the log
+up to the deletion in storage; only a SIGKILL without warning (the walltime) prevents any copy.
 
 The restored sources are not a git checkout, so Snakemake, which ships its registered sources
 plus what ``git ls-files`` lists to the worker jobs, would miss files the user's checkout only
@@ -93,11 +94,20 @@ def run(args: list[str]) -> int:
     store = open_store(args) if run_id else None
     head_log = workdir / runstore.HEAD_LOG
     head_log.parent.mkdir(parents=True, exist_ok=True)
+    snapshot: list[threading.Thread] = []
     with head_log.open("wb") as log_file:
         child = subprocess.Popen([sys.executable, "-m", "snakemake", *args], stderr=subprocess.PIPE)
 
         def cancel(signum: int, frame: FrameType | None) -> None:
             child.send_signal(signal.SIGINT)
+            if signum == signal.SIGTERM and store is not None and not snapshot:
+                # A deletion: the SIGKILL may come before Snakemake has deleted its jobs and
+                # ended, so copy what the log says so far at once; the full copy follows.
+                copier = threading.Thread(
+                    target=copy_run_files, args=(store, workdir, run_id), daemon=True
+                )
+                snapshot.append(copier)
+                copier.start()
 
         signal.signal(signal.SIGTERM, cancel)
         signal.signal(signal.SIGINT, cancel)
@@ -108,6 +118,8 @@ def run(args: list[str]) -> int:
         code = child.wait()
         copier.join(timeout=10)
     if store is not None:
+        for early in snapshot:
+            early.join(timeout=60)
         copy_run_files(store, workdir, run_id)
     return code
 

@@ -8,6 +8,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import requests
@@ -134,3 +135,20 @@ def test_identity_provider_options(tmp_path):
         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=30,
     )  # fmt: skip
     assert bad.returncode == 2 and "--oidc-client expects CLIENT_ID:SECRET" in bad.stderr
+
+
+def test_kill_grace_gives_a_deleted_job_time_to_clean_up(tmp_path):
+    """A deleted job gets SIGTERM, then SIGKILL after --kill-grace seconds: a task that needs
+    3 s to clean up finishes its clean-up with 6 s, as a detached run's head must."""
+    marker = tmp_path / "cleaned-up"
+    script = f"trap 'sleep 3; touch {marker}; exit 0' TERM; while true; do sleep 0.1; done"
+    process, url = start(tmp_path, "--kill-grace", "6")
+    try:
+        api = Api(url, token="t")
+        job_id = api.submit(job(f"/bin/sh -c {shlex.quote(script)}"))
+        assert wait_until(lambda: api.describe(job_id)["status"] == "running", timeout=20)
+        time.sleep(0.5)  # the shell has set its trap
+        assert api.delete("/jobs", params={"id": job_id}).status_code == 200
+        assert wait_until(marker.exists, timeout=10), "the clean-up was killed"
+    finally:
+        stop(process)

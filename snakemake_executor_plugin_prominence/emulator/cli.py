@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--seed", type=int, metavar="N", help="seed of the fault choice (reproducible runs)")
     add(
+        "--kill-grace",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds between the SIGTERM and the SIGKILL a deleted job's processes get "
+        "(default: %(default)s)",
+    )
+    add(
         "--time-scale",
         type=float,
         default=1.0,
@@ -200,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         oidc_clients=clients,
         hold_idle=args.hold_idle,
         hold_idle_match=args.hold_idle_match or ("*",),
+        kill_grace=args.kill_grace,
     )
     stop = threading.Event()
 
