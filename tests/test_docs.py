@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FLAG = re.compile(r"--prominence-[a-z][a-z-]*[a-z]")
 RESOURCE = re.compile(r"\bprominence_[a-z][a-z_]*[a-z]\b")
 # the log directory (.snakemake/prominence_logs/), a job event field and the events' log key
-NOT_RESOURCES = {"prominence_logs", "prominence_id", "prominence_job_state"}
+NOT_RESOURCES = {"prominence_logs", "prominence_id", "prominence_job_state", "prominence_reports"}
 
 CODE_FLAGS = {
     "--prominence-" + f.name.replace("_", "-") for f in dataclasses.fields(ExecutorSettings)
