@@ -70,10 +70,10 @@ def one_run(variant: str, n: int, workdir: Path) -> dict[str, Any]:
         while remaining:
             result = asyncio.run(tracker.cycle(remaining))
             for _prominence_id, detail in result.finished.items():
-                tracking.verdict(detail)
+                outcome = tracking.verdict(detail)
                 if variant == "on":
                     start = time.thread_time()
-                    collected.add(detail)
+                    collected.add(detail, outcome.success)
                     adding += time.thread_time() - start
             remaining, cycles = result.running, cycles + 1
             if remaining:

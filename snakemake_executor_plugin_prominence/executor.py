@@ -258,7 +258,7 @@ class Executor(RemoteExecutor):
         outcome = tracking.verdict(detail)
         self._forget(prominence_id)
         self._progress.finished(prominence_id, detail, outcome.success)
-        self._run_report.add(detail)
+        self._run_report.add(detail, outcome.success)
         if outcome.success and not self._settings.keep_logs:
             self.report_job_success(info)
             return

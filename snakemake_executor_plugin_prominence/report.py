@@ -80,11 +80,12 @@ class RunReport:
     def active(self) -> bool:
         return self.root is not None
 
-    def add(self, detail: Mapping[str, Any]) -> None:
-        """A finished job's details (as the status cycle read them)."""
+    def add(self, detail: Mapping[str, Any], success: bool | None = None) -> None:
+        """A finished job's details (as the status cycle read them) and the verdict on them
+        (None: judge them here)."""
         if self.root is None:
             return
-        record = record_of(detail)
+        record = record_of(detail, success)
         with self._lock:
             self._records[record.prominence_id] = record
 

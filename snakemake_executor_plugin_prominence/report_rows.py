@@ -71,8 +71,7 @@ class JobRecord:
 
     prominence_id: int
     rule: str | None
-    wildcards: str | None
-    wildcards_na: str | None
+    wildcards_label: str | None
     snakemake_jobid: int | None
     attempt: int | None
     status: str
@@ -138,27 +137,38 @@ def _sum(tasks: list[Mapping[str, Any]], key: str, cached_as_zero: bool = False)
     return sum(values) if values else None
 
 
-def identity(labels: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
-    """``(rule, wildcards, why wildcards are unknown)`` from the job's labels: the rule, or
-    ``group:<groupid>`` for a group job; wildcards ``k=v,k=v`` (``""`` for none)."""
+NO_RULE_LABEL = "not a Snakemake job of this plugin (no snakemakerule label)"
+WILDCARDS_TOO_LONG = "wildcards too long for a PROMINENCE label"
+
+
+def identity(labels: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(rule, encoded wildcards)`` from the job's labels: the rule, or ``group:<groupid>``
+    for a group job; the wildcards label as it is (decoded by :func:`wildcards_of` only when
+    the report is written)."""
     rule = labels.get("snakemakerule")
     if not isinstance(rule, str) or not rule:
-        return None, None, "not a Snakemake job of this plugin (no snakemakerule label)"
+        return None, None
     if labels.get(runinfo.GROUP_LABEL):
-        return sys.intern(f"group:{rule}"), "", None
+        return sys.intern(f"group:{rule}"), None
     encoded = labels.get(runinfo.WILDCARDS_LABEL)
-    if encoded is None:
-        return sys.intern(rule), "", None
-    wildcards = runinfo.decode_wildcards(str(encoded))
-    if wildcards is None:
-        return sys.intern(rule), None, "wildcards too long for a PROMINENCE label"
-    return sys.intern(rule), wildcards, None
+    return sys.intern(rule), None if encoded is None else str(encoded)
 
 
-def record_of(detail: Mapping[str, Any]) -> JobRecord:
-    """The compact record of a finished job's details (``GET /jobs?id=...&detail``)."""
+def wildcards_of(rec: JobRecord) -> tuple[str | None, str | None]:
+    """``(wildcards, why they are unknown)``: ``k=v,k=v``, ``""`` for none."""
+    if rec.rule is None:
+        return None, NO_RULE_LABEL
+    if rec.wildcards_label is None:
+        return "", None
+    wildcards = runinfo.decode_wildcards(rec.wildcards_label)
+    return (wildcards, None) if wildcards is not None else (None, WILDCARDS_TOO_LONG)
+
+
+def record_of(detail: Mapping[str, Any], success: bool | None = None) -> JobRecord:
+    """The compact record of a finished job's details (``GET /jobs?id=...&detail``);
+    ``success`` is the verdict on them when the caller has it already."""
     labels = detail.get("labels") or {}
-    rule, wildcards, wildcards_na = identity(labels)
+    rule, wildcards_label = identity(labels)
     events = detail.get("events") or {}
     resources = detail.get("resources") or {}
     execution = detail.get("execution") or {}
@@ -174,12 +184,11 @@ def record_of(detail: Mapping[str, Any]) -> JobRecord:
     return JobRecord(
         prominence_id=int(detail["id"]),
         rule=rule,
-        wildcards=wildcards,
-        wildcards_na=wildcards_na,
+        wildcards_label=wildcards_label,
         snakemake_jobid=_integer(labels.get("snakemakejob")),
         attempt=_integer(labels.get("snakemakeattempt")),
         status=sys.intern(str(detail.get("status", "unknown"))),
-        ok=verdict(detail).success,
+        ok=verdict(detail).success if success is None else success,
         exit_code=next((code for code in codes if code != 0), codes[0] if codes else None),
         reason=str(detail.get("statusReason") or ""),
         site=_text(execution.get("site")),
@@ -225,10 +234,11 @@ def row_of(rec: JobRecord) -> dict[str, Any]:
     """The job's row (a dict in :data:`JOB_COLUMNS` order plus ``na_reasons``)."""
     na: dict[str, str] = {}
     never_ran = "the job never started" if rec.started is None else "no task ran"
+    wildcards, wildcards_na = wildcards_of(rec)
     if rec.rule is None:
-        na["rule"] = rec.wildcards_na or "unknown"
-    if rec.wildcards is None:
-        na["wildcards"] = rec.wildcards_na or "unknown"
+        na["rule"] = NO_RULE_LABEL
+    if wildcards_na is not None:
+        na["wildcards"] = wildcards_na
     if rec.requested_walltime_min is None:
         na["requested_walltime_min"] = "no runtime requested (PROMINENCE's default limit applies)"
     run_s, cpu_time_s, peak_kib = rec.run_s, rec.cpu_time_s, rec.peak_memory_kib
@@ -288,7 +298,7 @@ def row_of(rec: JobRecord) -> dict[str, Any]:
         na["walltime_share"] = na.get("requested_walltime_min") or na.get("run_s", "unknown")
     row = {
         "rule": rec.rule,
-        "wildcards": rec.wildcards,
+        "wildcards": wildcards,
         "snakemake_jobid": rec.snakemake_jobid,
         "attempt": rec.attempt,
         "prominence_id": rec.prominence_id,
