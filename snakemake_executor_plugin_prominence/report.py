@@ -69,16 +69,12 @@ class RunReport:
         self.root = root
         self.threshold = threshold
         self._lock = threading.Lock()
-        self._records: dict[int, JobRecord] = {}
+        self._records: dict[int, tuple[Any, ...]] = {}
         self._cancelled: set[int] = set()
 
     @classmethod
     def for_settings(cls, settings: Any, run_id: str) -> RunReport:
         return cls(run_id, report_root(settings.report_dir), settings.low_cpu_efficiency)
-
-    @property
-    def active(self) -> bool:
-        return self.root is not None
 
     def add(self, detail: Mapping[str, Any], success: bool | None = None) -> None:
         """A finished job's details (as the status cycle read them) and the verdict on them
@@ -87,7 +83,8 @@ class RunReport:
             return
         record = record_of(detail, success)
         with self._lock:
-            self._records[record.prominence_id] = record
+            # a plain tuple of plain values: untracked by the garbage collector
+            self._records[record.prominence_id] = tuple(record)
 
     def cancelled(self, prominence_ids: Iterable[int]) -> None:
         """Jobs deleted at Ctrl-C: their details are read once, when the report is written."""
@@ -97,7 +94,7 @@ class RunReport:
 
     def records(self) -> list[JobRecord]:
         with self._lock:
-            return list(self._records.values())
+            return [JobRecord._make(values) for values in self._records.values()]
 
     def finish(self, client: ProminenceClient | None, logger: Any) -> Path | None:
         """Read the cancelled jobs' details, write the files and log the summary; returns the
@@ -117,9 +114,13 @@ class RunReport:
                     f"job(s) ({e}); they are left out. Rebuild the report later with "
                     f"`{rebuild_command(self.run_id)}`."
                 )
+        records = self.records()
+        if not records:
+            logger.info("Run report: no PROMINENCE job of this run finished; nothing to report.")
+            return None
         directory = run_dir(self.root, self.run_id)
         try:
-            write(self.run_id, self.records(), directory, self.threshold, logger)
+            write(self.run_id, records, directory, self.threshold, logger)
         except Exception as e:  # the run's own outcome must not be replaced by the report's
             logger.warning(
                 f"Run report: could not write {directory}: {e!r}. Rebuild it with "

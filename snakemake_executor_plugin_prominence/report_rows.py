@@ -18,8 +18,7 @@ import math
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from snakemake_executor_plugin_prominence import runinfo
 from snakemake_executor_plugin_prominence.tracking import exit_codes, verdict
@@ -61,12 +60,13 @@ JOB_COLUMNS = (
 DECIMALS = 4
 
 
-@dataclass(slots=True)
-class JobRecord:
+class JobRecord(NamedTuple):
     """What the report keeps of one finished PROMINENCE job (raw figures; None: not reported).
 
     ``ok`` is the plugin's verdict (completed, every exit code 0); ``tasks_run`` counts the
     tasks that report usage, which tells "never ran" from "ran, but this figure is missing".
+    The run keeps it as a plain tuple (see ``report.RunReport``), which the garbage collector
+    stops tracking: ten thousand of them cost the run's collections nothing.
     """
 
     prominence_id: int
