@@ -22,7 +22,6 @@ from snakemake_executor_plugin_prominence import (
     jobspec,
     logs,
     pause,
-    report,
     runinfo,
     startup,
     submission,
@@ -67,7 +66,10 @@ class Executor(RemoteExecutor):
         floor = self.workflow.remote_execution_settings.seconds_between_status_checks
         self._interval = tracking.PollInterval(floor, settings.max_status_interval)
         self._progress = startup.make_progress(settings, self.logger, self._run.run_id)
-        self._run_report = report.RunReport.for_settings(settings, self._run.run_id)
+        # imported here: `python -m ...report` must find the module not yet imported
+        from snakemake_executor_plugin_prominence.report import RunReport
+
+        self._run_report = RunReport.for_settings(settings, self._run.run_id)
         self.logger.info(
             f"PROMINENCE: run {self._run.run_id} at {self._client.base_url}. List its jobs with "
             f"`prominence list --all --constraint {self._run.run_constraint}`."
