@@ -348,7 +348,9 @@ def test_usage_covers_the_task_process_tree_and_the_cpu_is_reported(api):
     """The rule's processes run under Snakemake inside the job: grandchildren count too."""
     from snakemake_executor_plugin_prominence.emulator.cpuinfo import host_cpu
 
-    done = api.wait(api.submit(job(python_cmd(BURN_AND_ALLOCATE))), timeout=60)
+    body = job(python_cmd(BURN_AND_ALLOCATE))
+    body["resources"]["walltime"] = 10000  # 50 min scaled: never the limit here
+    done = api.wait(api.submit(body), timeout=120)
     [task] = done["execution"]["tasks"]
     assert task["exitCode"] == 0
     assert task["cpuTimeUsage"] >= 0.8  # the busy loop ran in a grandchild

@@ -23,7 +23,7 @@ from tests.processes import BIN, plugin_args, plugin_env, run_snakemake
 pytestmark = pytest.mark.e2e
 
 WORKFLOWS = Path(__file__).resolve().parent / "workflows"
-MIB_200 = 200 * 1024 * 1024 / 2**20
+MIB_200 = 200.0  # the rule allocates bytearray(200 * 1024 * 1024): 200 MiB
 
 
 def report_dir(workdir: Path) -> Path:
@@ -88,7 +88,8 @@ def test_report_of_a_run_and_its_rebuild(tmp_path):
     assert abs(memory["peak_memory_mib"] - MIB_200) <= 0.25 * MIB_200
     assert memory["requested_memory_gib"] == 2
     assert memory["memory_share"] == pytest.approx(memory["peak_memory_mib"] / 2048, abs=1e-3)
-    assert burn["peak_memory_mib"] < memory["peak_memory_mib"] - 50
+    # the 200 MiB bytearray's process (not the remote Snakemake, which stays below) is counted
+    assert memory["peak_memory_mib"] >= 200
     # Overheads and the rest of a row.
     for job in jobs:
         assert job["stage_in_s"] >= 0.3 and job["stage_out_s"] >= 0.1
