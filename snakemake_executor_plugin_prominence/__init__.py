@@ -249,6 +249,25 @@ class ExecutorSettings(ExecutorSettingsBase):
             "metavar": "PATH",
         },
     )
+    report_dir: Optional[str] = field(
+        default=".snakemake/prominence_reports",
+        metadata={
+            "help": "Where the run report is written at the end of every run: "
+            "<DIR>/<run id>/ gets jobs.tsv, jobs.jsonl, rules.tsv (with right-sizing "
+            "suggestions) and report.html (with the `report` extra). 'none' or an empty "
+            "value turns the report off.",
+            "metavar": "DIR",
+        },
+    )
+    low_cpu_efficiency: float = field(
+        default=0.5,
+        metadata={
+            "help": "Warn at the end of the run about each rule whose median CPU efficiency "
+            "(CPU time / (run time x requested cpus)) is below this FRACTION between 0 and 1 "
+            "(0.5: half of the requested cpus busy; 0 turns the warning off).",
+            "metavar": "FRACTION",
+        },
+    )
 
 
 common_settings = CommonSettings(

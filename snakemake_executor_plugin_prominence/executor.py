@@ -70,6 +70,10 @@ class Executor(RemoteExecutor):
         floor = self.workflow.remote_execution_settings.seconds_between_status_checks
         self._interval = tracking.PollInterval(floor, settings.max_status_interval)
         self._progress = startup.make_progress(settings, self.logger, self._run.run_id)
+        # imported here: `python -m ...report` must find the module not yet imported
+        from snakemake_executor_plugin_prominence.report import RunReport
+
+        self._run_report = RunReport.for_settings(settings, self._run.run_id)
         self.logger.info(
             f"PROMINENCE: run {self._run.run_id} at {self._client.base_url}. List its jobs with "
             f"`prominence list --all --constraint {self._run.run_constraint}`."
@@ -262,6 +266,7 @@ class Executor(RemoteExecutor):
         outcome = tracking.verdict(detail)
         self._forget(prominence_id)
         self._progress.finished(prominence_id, detail, outcome.success)
+        self._run_report.add(detail, outcome.success)
         if outcome.success and not self._settings.keep_logs:
             self.report_job_success(info)
             return
@@ -349,6 +354,7 @@ class Executor(RemoteExecutor):
                 self._client, sorted(ids), self.logger, self._run.run_constraint
             )
             self._progress.cancelled(ids)
+            self._run_report.cancelled(ids)
         self._delete_strays(already_deleted=ids)
 
     def _delete_strays(self, already_deleted: set[int] = frozenset()) -> None:
@@ -381,6 +387,8 @@ class Executor(RemoteExecutor):
         if submitter is not None:
             submitter.stop()
         client = getattr(self, "_client", None)
+        if getattr(self, "_run_report", None) is not None:
+            self._run_report.finish(client, self.logger)
         if client is not None:
             client.close()
         if getattr(self, "_progress", None) is not None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -17,7 +19,7 @@ from typing import Any
 
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from snakemake_executor_plugin_prominence import jobspec, tracking
+from snakemake_executor_plugin_prominence import events, jobspec, tracking
 from snakemake_executor_plugin_prominence.client import (
     AuthenticationError,
     ProminenceClient,
@@ -27,6 +29,14 @@ from snakemake_executor_plugin_prominence.client import (
 
 RUN_LABEL = "snakemakerun"
 WORKDIR_LABEL = "snakemakewd"
+#: set (to "1") on a group job, whose snakemakerule label is then the group's id
+GROUP_LABEL = "snakemakegroup"
+#: a rule job's wildcards ``k=v,k=v``, escaped to label characters (see encode_wildcards)
+WILDCARDS_LABEL = "snakemakewildcards"
+#: the wildcards label's value when they do not fit into a label
+WILDCARDS_TOO_LONG = "_"
+_LABEL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-/")
+_ESCAPE = re.compile(r"_([0-9A-F]{2})")
 #: A detached run's head job sets this so that its Snakemake uses the run id `submit` printed.
 RUN_ID_ENV = "PROMINENCE_SNAKEMAKE_RUN_ID"
 
@@ -61,13 +71,40 @@ def workdir_key(workdir: str, host: str | None = None) -> str:
 
 
 def job_labels(job: JobExecutorInterface) -> dict[str, str]:
-    """Per-job labels: rule (or group), Snakemake job id, attempt and a unique submission key."""
-    return {
+    """Per-job labels: rule (or group), Snakemake job id, attempt, a unique submission key,
+    and for the run report (which a rebuild reads back from PROMINENCE alone) whether it is a
+    group job and the rule's wildcards."""
+    labels = {
         "snakemakerule": jobspec.label_value(jobspec.rule_label(job)),
         "snakemakejob": jobspec.label_value(job.jobid),
         "snakemakeattempt": str(job.attempt),
         "snakemakekey": uuid.uuid4().hex,
     }
+    identity = events.job_identity(job)
+    if identity["group"] is not None:
+        labels[GROUP_LABEL] = "1"
+    elif identity["wildcards"]:
+        text = ",".join(f"{key}={value}" for key, value in identity["wildcards"].items())
+        labels[WILDCARDS_LABEL] = encode_wildcards(text)
+    return labels
+
+
+def encode_wildcards(text: str) -> str:
+    """``sample=A,n=1`` as a label value: every byte outside ``[A-Za-z0-9./-]`` becomes
+    ``_XX`` (its hex), e.g. ``sample_3DA_2Cn_3D1``; too long for a label: ``_``."""
+    encoded = "".join(
+        char if char in _LABEL_SAFE else "".join(f"_{byte:02X}" for byte in char.encode())
+        for char in text
+    )
+    return encoded if len(encoded) <= jobspec.MAX_LABEL_LENGTH else WILDCARDS_TOO_LONG
+
+
+def decode_wildcards(value: str) -> str | None:
+    """The wildcards text of :func:`encode_wildcards`; None when they did not fit."""
+    if value == WILDCARDS_TOO_LONG:
+        return None
+    raw = _ESCAPE.sub(lambda match: f"%{match.group(1)}", value)
+    return urllib.parse.unquote(raw, errors="replace")
 
 
 def handle_leftovers(

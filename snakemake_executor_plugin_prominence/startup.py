@@ -36,6 +36,17 @@ def check_settings(settings: Any) -> None:
         if value < minimum:
             flag = "--prominence-" + name.replace("_", "-")
             raise WorkflowError(f"{flag} {value}: must be at least {minimum}.")
+    check_low_cpu_efficiency(settings.low_cpu_efficiency)
+
+
+def check_low_cpu_efficiency(value: float) -> None:
+    """The threshold is a fraction: a percent (e.g. 50) would flag every rule or none."""
+    if not 0 <= value <= 1:
+        hint = f" (for {value:g} %, write {value / 100:g})" if 1 < value <= 100 else ""
+        raise WorkflowError(
+            f"--prominence-low-cpu-efficiency {value:g}: must be a fraction between 0 and 1, "
+            f"e.g. 0.5 for 50 %{hint}."
+        )
 
 
 def make_client(settings: Any, logger: Any) -> ProminenceClient:

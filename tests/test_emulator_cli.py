@@ -87,7 +87,8 @@ def test_help_lists_the_contract_options():
     )  # fmt: skip
     for option in ("--host", "--port", "--prefix", "--token", "--cpus", "--memory", "--state-dir",
                    "--instant", "--job-seconds", "--latency", "--fault-rate", "--seed",
-                   "--time-scale", "--bare-image", "--missing-image"):  # fmt: skip
+                   "--time-scale", "--bare-image", "--missing-image", "--image-pull-seconds",
+                   "--stage-in-seconds", "--stage-out-seconds", "--omit-memory"):  # fmt: skip
         assert option in result.stdout
 
 
@@ -152,3 +153,30 @@ def test_kill_grace_gives_a_deleted_job_time_to_clean_up(tmp_path):
         assert wait_until(marker.exists, timeout=10), "the clean-up was killed"
     finally:
         stop(process)
+
+
+def test_overhead_and_memory_options_reach_the_emulator(tmp_path):
+    process, url = start(
+        tmp_path, "--stage-in-seconds", "0.2", "--image-pull-seconds", "0.1",
+        "--stage-out-seconds", "0.05", "--omit-memory",
+    )  # fmt: skip
+    try:
+        api = Api(url)
+        done = api.wait(api.submit(job("true")), "completed")
+        execution = done["execution"]
+        assert execution["stageInTime"] >= 0.2 and execution["stageOutTime"] >= 0.05
+        [task] = execution["tasks"]
+        assert task["imagePullTime"] >= 0.1
+        assert "maxResidentSetSizeKB" not in task and "maxMemoryUsageKB" not in execution
+    finally:
+        stop(process)
+
+
+def test_a_negative_overhead_is_a_usage_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake_executor_plugin_prominence.emulator",
+         "--stage-in-seconds", "-1"],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "stage_in_seconds must be a non-negative number of seconds" in result.stderr

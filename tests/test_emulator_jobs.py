@@ -333,3 +333,69 @@ def test_pass_env_is_the_only_way_in(tmp_path, monkeypatch):
         env = json.loads(stdout(api, job_id))["env"]
     assert env["EMU_PASSED"] == "yes"
     assert "EMU_NOT_PASSED" not in env
+
+
+BURN_AND_ALLOCATE = """
+import subprocess, sys
+burn = "import time\\nend = time.process_time() + 0.8\\nwhile time.process_time() < end: pass"
+grab = "b = bytearray(200 * 1024 * 1024)\\nfor i in range(0, len(b), 4096): b[i] = 1"
+subprocess.run([sys.executable, "-c", burn], check=True)
+subprocess.run([sys.executable, "-c", grab], check=True)
+"""
+
+
+def test_usage_covers_the_task_process_tree_and_the_cpu_is_reported(api):
+    """The rule's processes run under Snakemake inside the job: grandchildren count too."""
+    from snakemake_executor_plugin_prominence.emulator.cpuinfo import host_cpu
+
+    body = job(python_cmd(BURN_AND_ALLOCATE))
+    body["resources"]["walltime"] = 10000  # 50 min scaled: never the limit here
+    done = api.wait(api.submit(body), timeout=120)
+    [task] = done["execution"]["tasks"]
+    assert task["exitCode"] == 0
+    assert task["cpuTimeUsage"] >= 0.8  # the busy loop ran in a grandchild
+    assert 200 * 1024 <= task["maxResidentSetSizeKB"] <= 250 * 1024  # the largest process
+    assert done["execution"]["maxMemoryUsageKB"] == task["maxResidentSetSizeKB"]
+    assert done["execution"]["cpu"] == host_cpu()
+    assert set(host_cpu()) == {"vendor", "model", "clock"}
+
+
+def test_overheads_are_spent_in_the_run_and_reported(tmp_path):
+    with Emulator(
+        state_dir=tmp_path, image_pull_seconds=0.3, stage_in_seconds=0.2, stage_out_seconds=0.1
+    ) as emu:
+        api = Api(emu.url)
+        body = job("true")
+        body["tasks"].append(dict(body["tasks"][0]))  # the same image again: cached
+        before = time.monotonic()
+        job_id = api.submit(body)
+        assert wait_until(lambda: api.describe(job_id)["status"] == "completed", timeout=20)
+        elapsed = time.monotonic() - before
+        execution = api.describe(job_id)["execution"]
+        first, second = execution["tasks"]
+        assert first["imagePullStatus"] == "completed" and 0.3 <= first["imagePullTime"] < 2
+        assert second["imagePullStatus"] == "cached" and second["imagePullTime"] == -1
+        assert 0.2 <= execution["stageInTime"] < 2 and 0.1 <= execution["stageOutTime"] < 2
+        assert elapsed >= 0.6  # really waited, inside the run (the job was running meanwhile)
+        assert "maxMemoryUsageKB" in execution
+
+
+def test_omit_memory_leaves_out_the_memory_figures(tmp_path):
+    with Emulator(state_dir=tmp_path, omit_memory=True) as emu:
+        api = Api(emu.url)
+        done = api.wait(api.submit(job("true")))
+        [task] = done["execution"]["tasks"]
+        assert "maxResidentSetSizeKB" not in task and "maxMemoryUsageKB" not in done["execution"]
+        assert task["cpuTimeUsage"] >= 0 and task["wallTimeUsage"] >= 0
+
+
+def test_deleting_a_job_during_its_stage_in_ends_it_at_once(tmp_path):
+    with Emulator(state_dir=tmp_path, stage_in_seconds=30) as emu:
+        api = Api(emu.url)
+        job_id = api.submit(job("true"))
+        api.wait(job_id, "running")
+        api.delete(f"/jobs?id={job_id}")
+        assert api.wait(job_id, "deleted")["status"] == "deleted"
+        # its worker stopped waiting (else it would hold its slots for the whole 30 s)
+        assert wait_until(lambda: not emu.core.runner._workers, timeout=5)
+        assert not api.describe(job_id)["execution"].get("tasks")  # no task ever started

@@ -12,8 +12,8 @@ from snakemake_executor_plugin_prominence.emulator import Emulator
 from tests.emulator_helpers import Api, ids, job
 
 TASK_RESULT_KEYS = {
-    "imagePullStatus", "exitCode", "wallTimeUsage", "cpuTimeUsage", "maxResidentSetSizeKB",
-    "retries",
+    "imagePullStatus", "imagePullTime", "exitCode", "wallTimeUsage", "cpuTimeUsage",
+    "maxResidentSetSizeKB", "retries",
 }  # fmt: skip
 
 
@@ -127,6 +127,8 @@ def test_detail_of_a_completed_job(world):
     assert execution["site"]
     assert execution["provisionedResources"] == {"cpus": 1, "memory": 1, "disk": 1, "nodes": 1}
     assert execution["runtimeVersion"] == {"singularity": "emulated"}
+    assert set(execution["cpu"]) == {"vendor", "model", "clock"}
+    assert execution["stageInTime"] >= 0 and execution["stageOutTime"] >= 0
     [task] = execution["tasks"]
     assert set(task) == TASK_RESULT_KEYS
     assert task["exitCode"] == 0

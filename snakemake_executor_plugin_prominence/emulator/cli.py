@@ -166,6 +166,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="hold only jobs whose name matches this fnmatch pattern, e.g. "
         "'snakejob.align.*' (repeatable; default: every job)",
     )
+    add(
+        "--image-pull-seconds",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="each task's first pull of its image takes S seconds of the job's run, "
+        "reported as imagePullTime (-1 for a cached image) (default: %(default)s)",
+    )
+    add(
+        "--stage-in-seconds",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="each run spends S seconds staging in before its tasks start, reported as "
+        "stageInTime (default: %(default)s)",
+    )
+    add(
+        "--stage-out-seconds",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="each run spends S seconds staging out after its tasks, reported as "
+        "stageOutTime (default: %(default)s)",
+    )
+    add(
+        "--omit-memory",
+        action="store_true",
+        help="report no memory figures (maxResidentSetSizeKB, maxMemoryUsageKB), like "
+        "sites that do not measure them",
+    )
     add("--log-requests", action="store_true", help="log every HTTP request on stderr")
     add("-v", "--verbose", action="store_true", help="log every job and injected fault on stderr")
     return parser
@@ -184,32 +214,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
     )
-    emulator = Emulator(
-        host=args.host,
-        port=args.port,
-        prefix=args.prefix,
-        tokens=args.tokens,
-        cpus=args.cpus,
-        memory=args.memory,
-        state_dir=args.state_dir,
-        instant=args.instant,
-        job_seconds=args.job_seconds,
-        latency=args.latency,
-        fault_rate=args.fault_rate,
-        seed=args.seed,
-        time_scale=args.time_scale,
-        bare_images=args.bare_images or DEFAULT_BARE_IMAGES,
-        missing_images=args.missing_images,
-        plain_images=args.plain_images,
-        pass_env=args.pass_env,
-        pending_state=args.pending_state,
-        log_requests=args.log_requests,
-        token_lifetime=args.token_lifetime,
-        oidc_clients=clients,
-        hold_idle=args.hold_idle,
-        hold_idle_match=args.hold_idle_match or ("*",),
-        kill_grace=args.kill_grace,
-    )
+    try:
+        emulator = Emulator(
+            host=args.host,
+            port=args.port,
+            prefix=args.prefix,
+            tokens=args.tokens,
+            cpus=args.cpus,
+            memory=args.memory,
+            state_dir=args.state_dir,
+            instant=args.instant,
+            job_seconds=args.job_seconds,
+            latency=args.latency,
+            fault_rate=args.fault_rate,
+            seed=args.seed,
+            time_scale=args.time_scale,
+            bare_images=args.bare_images or DEFAULT_BARE_IMAGES,
+            missing_images=args.missing_images,
+            plain_images=args.plain_images,
+            pass_env=args.pass_env,
+            pending_state=args.pending_state,
+            log_requests=args.log_requests,
+            token_lifetime=args.token_lifetime,
+            oidc_clients=clients,
+            hold_idle=args.hold_idle,
+            hold_idle_match=args.hold_idle_match or ("*",),
+            image_pull_seconds=args.image_pull_seconds,
+            stage_in_seconds=args.stage_in_seconds,
+            stage_out_seconds=args.stage_out_seconds,
+            omit_memory=args.omit_memory,
+            kill_grace=args.kill_grace,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

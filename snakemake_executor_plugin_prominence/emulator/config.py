@@ -76,6 +76,13 @@ class EmulatorConfig:
     #: released; 0: no hold), as when no site has room for them (see hold.py)
     hold_idle: float = 0.0
     hold_idle_match: tuple[str, ...] = ("*",)
+    #: simulated overheads the worker reports (seconds, really waited inside the job's run):
+    #: each task's first pull of an image, the stage-in before the tasks, the stage-out after
+    image_pull_seconds: float = 0.0
+    stage_in_seconds: float = 0.0
+    stage_out_seconds: float = 0.0
+    #: leave out ``maxResidentSetSizeKB``/``maxMemoryUsageKB``, as sites that do not report them
+    omit_memory: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prefix", normalise_prefix(self.prefix))
@@ -100,6 +107,10 @@ class EmulatorConfig:
         if not (self.token_lifetime > 0 and math.isfinite(self.token_lifetime)):
             raise ValueError("token_lifetime must be a positive number of seconds")
         object.__setattr__(self, "oidc_clients", tuple(tuple(c) for c in self.oidc_clients))
+        for name in ("image_pull_seconds", "stage_in_seconds", "stage_out_seconds"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a non-negative number of seconds")
         if not self.hold_idle >= 0:
             raise ValueError("hold_idle must not be negative")
         if not (self.time_scale > 0 and math.isfinite(self.time_scale)):

@@ -15,6 +15,7 @@ from pathlib import Path
 from . import render, sandbox
 from .auth import Authenticator
 from .config import EmulatorConfig
+from .cpuinfo import host_cpu
 from .faults import RequestStats
 from .hold import HoldRule
 from .oidc import IdentityProvider
@@ -51,6 +52,8 @@ class EmulatorCore:
         self.auth = Authenticator(config.tokens, self.idp)
         self.stats = RequestStats()
         self.base_url = ""
+        #: the ``execution.cpu`` of every job: they all run on this host
+        self.cpu = host_cpu()
         self._inputs: dict[int, Inputs] = {}
         shims = sandbox.Shims(state_dir / "shims")
         self.runner = Runner(config, self.store, shims, self._inputs_of, lambda: self.base_url)
@@ -153,7 +156,13 @@ class EmulatorCore:
     def describe(self, record: JobRecord) -> dict:
         """The detailed job object (what ``GET /jobs/<id>`` returns)."""
         with self.store.lock:
-            return render.detail(record, self.config.site, self.config.pending_state)
+            return render.detail(
+                record,
+                self.config.site,
+                self.config.pending_state,
+                cpu=self.cpu,
+                omit_memory=self.config.omit_memory,
+            )
 
     def summarise(self, record: JobRecord) -> dict:
         with self.store.lock:

@@ -53,8 +53,16 @@ def _redacted_storage(storage: dict) -> dict:
     return storage
 
 
-def execution(record: JobRecord, site: str) -> dict:
-    """The ``execution`` block: where it ran, what it got, and per-task results once finished."""
+#: what a site that reports no memory figures leaves out
+MEMORY_KEYS = ("maxResidentSetSizeKB", "maxMemoryUsageKB")
+
+
+def execution(
+    record: JobRecord, site: str, cpu: dict | None = None, omit_memory: bool = False
+) -> dict:
+    """The ``execution`` block: where it ran, on what CPU, what it got, its stage-in and
+    stage-out times, and per-task results once finished (without the memory figures when
+    ``omit_memory``)."""
     result: dict = {}
     if record.retries > 0:
         result["retries"] = record.retries
@@ -66,17 +74,33 @@ def execution(record: JobRecord, site: str) -> dict:
             "disk": record.demand.disk,
             "nodes": record.demand.nodes,
         }
+        if cpu:
+            result["cpu"] = dict(cpu)
+    stages = (("stageInTime", record.stage_in_time), ("stageOutTime", record.stage_out_time))
+    for key, value in stages:
+        if value is not None:
+            result[key] = round(value, 3)
     result["runtimeVersion"] = dict(record.runtime_versions)
     if record.terminal and record.started is not None:
         tasks = copy.deepcopy(record.task_results)
         rss = [t["maxResidentSetSizeKB"] for t in tasks if "maxResidentSetSizeKB" in t]
-        if rss:
+        if omit_memory:
+            for task in tasks:
+                task.pop("maxResidentSetSizeKB", None)
+        elif rss:
             result["maxMemoryUsageKB"] = max(rss)
         result["tasks"] = tasks
     return result
 
 
-def detail(record: JobRecord, site: str, pending: bool = False) -> dict:
+def detail(
+    record: JobRecord,
+    site: str,
+    pending: bool = False,
+    *,
+    cpu: dict | None = None,
+    omit_memory: bool = False,
+) -> dict:
     """The object ``GET /jobs/<id>`` (and listings with ``detail``) return."""
     job = summary(record, pending)
     spec = record.spec
@@ -86,7 +110,7 @@ def detail(record: JobRecord, site: str, pending: bool = False) -> dict:
             job[key] = copy.deepcopy(spec[key])
     if "storage" in spec:
         job["storage"] = _redacted_storage(spec["storage"])
-    job["execution"] = execution(record, site)
+    job["execution"] = execution(record, site, cpu, omit_memory)
     for key in ("outputFiles", "outputDirs"):
         if key in spec:
             # Nothing is staged out to an object store, so there is never a download URL.

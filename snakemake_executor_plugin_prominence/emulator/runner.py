@@ -231,6 +231,20 @@ class Runner:
         with self._cond:
             return record.status == "running" and not self._stopping
 
+    def _overhead(self, record: JobRecord, seconds: float) -> float | None:
+        """Spend ``seconds`` of the job's run on a simulated overhead (image pull, stage-in,
+        stage-out); returns the seconds spent, or ``None`` if the job was deleted meanwhile."""
+        started = time.monotonic()
+        with self._cond:
+            if seconds > 0:
+                self._cond.wait_for(
+                    lambda: record.status != "running" or self._stopping,
+                    timeout=seconds,
+                )
+            if record.status != "running" or self._stopping:
+                return None
+        return time.monotonic() - started
+
     def _run_once(self, record: JobRecord) -> RunOutcome:
         """One run on a fresh scratch: tasks in order, sidecars first and in the background."""
         config = self.config
@@ -248,6 +262,13 @@ class Runner:
         sidecars: list[int] = []
         runtimes: set[str] = set()
         outcome = RunOutcome("completed")
+        with self._cond:
+            record.stage_in_time = record.stage_out_time = None
+        staged_in = self._overhead(record, config.stage_in_seconds)
+        if staged_in is None:
+            return RunOutcome(None)
+        with self._cond:
+            record.stage_in_time = staged_in
         try:
             for number, task in enumerate(tasks):
                 if not self._alive(record):
@@ -261,6 +282,11 @@ class Runner:
                     log.info("job %d: image %s matches --missing-image", record.id, task["image"])
                     return RunOutcome("failed", REASON_IMAGE_PULL, retry=True)
                 pulled.add(key)
+                pull_time: float | None = -1
+                if pull_status == "completed":
+                    pull_time = self._overhead(record, config.image_pull_seconds)
+                    if pull_time is None:
+                        return RunOutcome(None)
                 env = sandbox.task_environment(
                     path=self.shims.path(
                         sandbox.image_matches(task["image"], config.bare_images),
@@ -292,6 +318,7 @@ class Runner:
                 results.append(
                     {
                         "imagePullStatus": pull_status,
+                        "imagePullTime": pull_time if pull_time == -1 else round(pull_time, 3),
                         "exitCode": result.exit_code,
                         "wallTimeUsage": round(result.wall, 4),
                         "cpuTimeUsage": round(result.cpu, 4),
@@ -304,7 +331,13 @@ class Runner:
                 if result.aborted:
                     return RunOutcome(None)
                 if result.exit_code != 0 and not ignore_failures:
-                    return RunOutcome("completed", retry=not success_anyway)
+                    outcome = RunOutcome("completed", retry=not success_anyway)
+                    break
+            staged_out = self._overhead(record, config.stage_out_seconds)
+            if staged_out is None:
+                return RunOutcome(None)
+            with self._cond:
+                record.stage_out_time = staged_out
             return outcome
         finally:
             for pgid in sidecars:

@@ -58,6 +58,10 @@ class Emulator:
 
     ``time_scale`` multiplies every duration a job specifies in minutes (walltime,
     ``maximumTimeInQueue``): with 0.01 a 1-minute walltime fires after 0.6 s.
+
+    ``image_pull_seconds``, ``stage_in_seconds`` and ``stage_out_seconds`` are overheads each
+    job really spends running (reported as ``imagePullTime``, ``stageInTime``,
+    ``stageOutTime``); ``omit_memory`` leaves out the memory figures, as some sites do.
     """
 
     def __init__(
@@ -86,6 +90,10 @@ class Emulator:
         oidc_clients: dict[str, str] | None = None,
         hold_idle: float = 0.0,
         hold_idle_match: Iterable[str] = ("*",),
+        image_pull_seconds: float = 0.0,
+        stage_in_seconds: float = 0.0,
+        stage_out_seconds: float = 0.0,
+        omit_memory: bool = False,
     ) -> None:
         self.config = EmulatorConfig(
             host=host,
@@ -112,6 +120,10 @@ class Emulator:
             oidc_clients=tuple((oidc_clients or {}).items()),
             hold_idle=hold_idle,
             hold_idle_match=tuple(hold_idle_match),
+            image_pull_seconds=image_pull_seconds,
+            stage_in_seconds=stage_in_seconds,
+            stage_out_seconds=stage_out_seconds,
+            omit_memory=omit_memory,
         )
         self.core: EmulatorCore | None = None
         self.state_dir: Path | None = None

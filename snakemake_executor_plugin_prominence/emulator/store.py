@@ -52,6 +52,9 @@ class JobRecord:
     stay_in_queue: bool = False
     retries: int = 0
     task_results: list[dict] = field(default_factory=list)
+    #: seconds the last run spent staging in before its tasks and out after them
+    stage_in_time: float | None = None
+    stage_out_time: float | None = None
     runtime_versions: dict[str, str] = field(default_factory=dict)
     pgids: set[int] = field(default_factory=set)
 
@@ -92,6 +95,7 @@ class JobRecord:
         self.task_results = [
             {
                 "imagePullStatus": "completed" if index == 0 else "cached",
+                "imagePullTime": 0.0 if index == 0 else -1,
                 "exitCode": 0,
                 "wallTimeUsage": 0.0,
                 "cpuTimeUsage": 0.0,
@@ -102,6 +106,7 @@ class JobRecord:
             if _task.get("type") != "sidecar"
         ]
         self.runtime_versions = {task["runtime"]: "emulated" for task in self.spec["tasks"]}
+        self.stage_in_time = self.stage_out_time = 0.0
         self.finish("completed", None, now=self.instant_until)
 
 

@@ -1,0 +1,335 @@
+"""The run report's per-job data: a compact record kept per finished PROMINENCE job, and the
+row of ``jobs.tsv`` / ``jobs.jsonl`` built from it at the end.
+
+A record is made from the finished job's details the status cycle already read (no request of
+its own) and keeps only the numbers and a few short strings (interned: a run has few rules,
+sites and CPU models), so the run holds a few hundred bytes per job, not the details.
+
+The Snakemake identity (rule or group, wildcards, job id, attempt) comes from the job's labels,
+which ``runinfo.job_labels`` sets at submission: the rebuild command, which has nothing but
+PROMINENCE, finds exactly the same identity, so both write the same rows.
+
+A figure PROMINENCE did not report is ``None`` with a short reason in ``na_reasons``, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from snakemake_executor_plugin_prominence import runinfo
+from snakemake_executor_plugin_prominence.tracking import exit_codes, verdict
+
+#: the columns of jobs.tsv, in order (jobs.jsonl has the same keys plus ``na_reasons``)
+JOB_COLUMNS = (
+    "rule",
+    "wildcards",
+    "snakemake_jobid",
+    "attempt",
+    "prominence_id",
+    "status",
+    "exit_code",
+    "reason",
+    "site",
+    "cpu_model",
+    "requested_cpus",
+    "requested_memory_gib",
+    "requested_disk_gib",
+    "requested_walltime_min",
+    "provisioned_cpus",
+    "provisioned_memory_gib",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "queue_wait_s",
+    "image_pull_s",
+    "stage_in_s",
+    "run_s",
+    "stage_out_s",
+    "cpu_time_s",
+    "cpu_efficiency",
+    "cpu_efficiency_provisioned",
+    "peak_memory_mib",
+    "memory_share",
+    "walltime_share",
+)
+#: decimals kept of every float (the same in the TSV and the JSON lines)
+DECIMALS = 4
+
+
+class JobRecord(NamedTuple):
+    """What the report keeps of one finished PROMINENCE job (raw figures; None: not reported).
+
+    ``ok`` is the plugin's verdict (completed, every exit code 0); ``tasks_run`` counts the
+    tasks that report usage, which tells "never ran" from "ran, but this figure is missing".
+    The run keeps it as a plain tuple (see ``report.RunReport``), which the garbage collector
+    stops tracking: ten thousand of them cost the run's collections nothing.
+    """
+
+    prominence_id: int
+    rule: str | None
+    wildcards_label: str | None
+    snakemake_jobid: int | None
+    attempt: int | None
+    status: str
+    ok: bool
+    exit_code: int | None
+    reason: str
+    site: str | None
+    cpu_model: str | None
+    requested_cpus: int | None
+    requested_memory_gib: float | None
+    requested_disk_gib: float | None
+    requested_walltime_min: float | None
+    provisioned_cpus: int | None
+    provisioned_memory_gib: float | None
+    created: int | None
+    started: int | None
+    ended: int | None
+    image_pull_s: float | None
+    stage_in_s: float | None
+    stage_out_s: float | None
+    run_s: float | None
+    cpu_time_s: float | None
+    peak_memory_kib: float | None
+    tasks_run: int
+    prominence_retries: int
+
+    @property
+    def held_s(self) -> float | None:
+        """Seconds PROMINENCE held the job's resources (start to end)."""
+        if self.started is None or self.ended is None:
+            return None
+        return float(max(0, self.ended - self.started))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return sys.intern(str(value)) if value not in (None, "") else None
+
+
+def _sum(tasks: list[Mapping[str, Any]], key: str, cached_as_zero: bool = False) -> float | None:
+    """The sum of a per-task figure over the tasks that report it (None: none does)."""
+    values = []
+    for task in tasks:
+        value = _number(task.get(key))
+        if value is None:
+            continue
+        values.append(0.0 if cached_as_zero and value < 0 else value)
+    return sum(values) if values else None
+
+
+NO_RULE_LABEL = "not a Snakemake job of this plugin (no snakemakerule label)"
+WILDCARDS_TOO_LONG = "wildcards too long for a PROMINENCE label"
+
+
+def identity(labels: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(rule, encoded wildcards)`` from the job's labels: the rule, or ``group:<groupid>``
+    for a group job; the wildcards label as it is (decoded by :func:`wildcards_of` only when
+    the report is written)."""
+    rule = labels.get("snakemakerule")
+    if not isinstance(rule, str) or not rule:
+        return None, None
+    if labels.get(runinfo.GROUP_LABEL):
+        return sys.intern(f"group:{rule}"), None
+    encoded = labels.get(runinfo.WILDCARDS_LABEL)
+    return sys.intern(rule), None if encoded is None else str(encoded)
+
+
+def wildcards_of(rec: JobRecord) -> tuple[str | None, str | None]:
+    """``(wildcards, why they are unknown)``: ``k=v,k=v``, ``""`` for none."""
+    if rec.rule is None:
+        return None, NO_RULE_LABEL
+    if rec.wildcards_label is None:
+        return "", None
+    wildcards = runinfo.decode_wildcards(rec.wildcards_label)
+    return (wildcards, None) if wildcards is not None else (None, WILDCARDS_TOO_LONG)
+
+
+def record_of(detail: Mapping[str, Any], success: bool | None = None) -> JobRecord:
+    """The compact record of a finished job's details (``GET /jobs?id=...&detail``);
+    ``success`` is the verdict on them when the caller has it already."""
+    labels = detail.get("labels") or {}
+    rule, wildcards_label = identity(labels)
+    events = detail.get("events") or {}
+    resources = detail.get("resources") or {}
+    execution = detail.get("execution") or {}
+    provisioned = execution.get("provisionedResources") or {}
+    tasks = [task for task in execution.get("tasks") or [] if isinstance(task, Mapping)]
+    ran = [task for task in tasks if _number(task.get("wallTimeUsage")) is not None]
+    codes = [code for code in exit_codes(detail) if code is not None]
+    peaks = [_number(task.get("maxResidentSetSizeKB")) for task in ran]
+    peaks = [peak for peak in peaks if peak is not None]
+    if not peaks and _number(execution.get("maxMemoryUsageKB")) is not None:
+        peaks = [float(execution["maxMemoryUsageKB"])]
+    cpu = execution.get("cpu") or {}
+    return JobRecord(
+        prominence_id=int(detail["id"]),
+        rule=rule,
+        wildcards_label=wildcards_label,
+        snakemake_jobid=_integer(labels.get("snakemakejob")),
+        attempt=_integer(labels.get("snakemakeattempt")),
+        status=sys.intern(str(detail.get("status", "unknown"))),
+        ok=verdict(detail).success if success is None else success,
+        exit_code=next((code for code in codes if code != 0), codes[0] if codes else None),
+        reason=str(detail.get("statusReason") or ""),
+        site=_text(execution.get("site")),
+        cpu_model=_text(cpu.get("model") if isinstance(cpu, Mapping) else None),
+        requested_cpus=_integer(resources.get("cpus")),
+        requested_memory_gib=_number(resources.get("memory")),
+        requested_disk_gib=_number(resources.get("disk")),
+        requested_walltime_min=_number(resources.get("walltime")),
+        provisioned_cpus=_integer(provisioned.get("cpus")),
+        provisioned_memory_gib=_number(provisioned.get("memory")),
+        created=_integer(events.get("createTime")),
+        started=_integer(events.get("startTime")),
+        ended=_integer(events.get("endTime")),
+        image_pull_s=_sum(tasks, "imagePullTime", cached_as_zero=True),
+        stage_in_s=_number(execution.get("stageInTime")),
+        stage_out_s=_number(execution.get("stageOutTime")),
+        run_s=_sum(ran, "wallTimeUsage"),
+        cpu_time_s=_sum(ran, "cpuTimeUsage"),
+        peak_memory_kib=max(peaks) if peaks else None,
+        tasks_run=len(ran),
+        prominence_retries=_integer(execution.get("retries")) or 0,
+    )
+
+
+def iso(epoch: int | None) -> str | None:
+    """``2026-11-28T09:41:12Z`` (UTC) for an integer Unix time."""
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, DECIMALS)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def row_of(rec: JobRecord) -> dict[str, Any]:
+    """The job's row (a dict in :data:`JOB_COLUMNS` order plus ``na_reasons``)."""
+    na: dict[str, str] = {}
+    never_ran = "the job never started" if rec.started is None else "no task ran"
+    wildcards, wildcards_na = wildcards_of(rec)
+    if rec.rule is None:
+        na["rule"] = NO_RULE_LABEL
+    if wildcards_na is not None:
+        na["wildcards"] = wildcards_na
+    if rec.requested_walltime_min is None:
+        na["requested_walltime_min"] = "no runtime requested (PROMINENCE's default limit applies)"
+    run_s, cpu_time_s, peak_kib = rec.run_s, rec.cpu_time_s, rec.peak_memory_kib
+    if rec.tasks_run == 0:
+        for column in ("run_s", "cpu_time_s", "peak_memory_mib", "image_pull_s"):
+            na[column] = never_ran
+        run_s = cpu_time_s = peak_kib = None
+    else:
+        if cpu_time_s is None:
+            na["cpu_time_s"] = "the site reports no CPU time"
+        if peak_kib is None:
+            na["peak_memory_mib"] = "the site reports no memory figures"
+        if rec.image_pull_s is None:
+            na["image_pull_s"] = "the site reports no image pull time"
+    if rec.started is None:
+        for column in ("site", "cpu_model", "provisioned_cpus", "provisioned_memory_gib"):
+            na[column] = never_ran
+        for column in ("started_at", "queue_wait_s", "stage_in_s", "stage_out_s"):
+            na[column] = never_ran
+    else:
+        for column, value in (
+            ("site", rec.site),
+            ("cpu_model", rec.cpu_model),
+            ("provisioned_cpus", rec.provisioned_cpus),
+            ("stage_in_s", rec.stage_in_s),
+            ("stage_out_s", rec.stage_out_s),
+        ):
+            if value is None:
+                na[column] = "not reported by PROMINENCE"
+        if rec.provisioned_memory_gib is None:
+            na["provisioned_memory_gib"] = "not reported by PROMINENCE"
+    if rec.ended is None:
+        na["ended_at"] = "not finished when read"
+    if rec.exit_code is None:
+        na["exit_code"] = "no task reported an exit code"
+    queue_wait = None
+    if rec.started is not None and rec.created is not None:
+        queue_wait = float(max(0, rec.started - rec.created))
+    efficiency = provisioned_efficiency = memory_share = walltime_share = None
+    if cpu_time_s is None:
+        na["cpu_efficiency"] = na["cpu_efficiency_provisioned"] = na["cpu_time_s"]
+    elif not run_s:
+        na["cpu_efficiency"] = na["cpu_efficiency_provisioned"] = "run time of 0 s"
+    else:
+        efficiency = _ratio(cpu_time_s, run_s * (rec.requested_cpus or 0))
+        provisioned_efficiency = _ratio(cpu_time_s, run_s * (rec.provisioned_cpus or 0))
+        if provisioned_efficiency is None:
+            na["cpu_efficiency_provisioned"] = "provisioned cpus not reported"
+    peak_mib = None if peak_kib is None else peak_kib / 1024
+    if peak_mib is not None:
+        memory_share = _ratio(peak_mib, (rec.requested_memory_gib or 0) * 1024)
+    else:
+        na["memory_share"] = na["peak_memory_mib"]
+    if run_s is not None and rec.requested_walltime_min:
+        walltime_share = run_s / (rec.requested_walltime_min * 60)
+    else:
+        na["walltime_share"] = na.get("requested_walltime_min") or na.get("run_s", "unknown")
+    row = {
+        "rule": rec.rule,
+        "wildcards": wildcards,
+        "snakemake_jobid": rec.snakemake_jobid,
+        "attempt": rec.attempt,
+        "prominence_id": rec.prominence_id,
+        "status": rec.status,
+        "exit_code": rec.exit_code,
+        "reason": rec.reason,
+        "site": rec.site,
+        "cpu_model": rec.cpu_model,
+        "requested_cpus": rec.requested_cpus,
+        "requested_memory_gib": rec.requested_memory_gib,
+        "requested_disk_gib": rec.requested_disk_gib,
+        "requested_walltime_min": rec.requested_walltime_min,
+        "provisioned_cpus": rec.provisioned_cpus,
+        "provisioned_memory_gib": rec.provisioned_memory_gib,
+        "created_at": iso(rec.created),
+        "started_at": iso(rec.started),
+        "ended_at": iso(rec.ended),
+        "queue_wait_s": queue_wait,
+        "image_pull_s": _round(rec.image_pull_s) if rec.tasks_run else None,
+        "stage_in_s": _round(rec.stage_in_s),
+        "run_s": _round(run_s),
+        "stage_out_s": _round(rec.stage_out_s),
+        "cpu_time_s": _round(cpu_time_s),
+        "cpu_efficiency": _round(efficiency),
+        "cpu_efficiency_provisioned": _round(provisioned_efficiency),
+        "peak_memory_mib": _round(peak_mib),
+        "memory_share": _round(memory_share),
+        "walltime_share": _round(walltime_share),
+    }
+    for column, value in row.items():
+        if value is None and column not in na:
+            na[column] = "not reported by PROMINENCE"
+    row["na_reasons"] = {column: na[column] for column in JOB_COLUMNS if column in na}
+    return row
