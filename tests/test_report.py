@@ -13,6 +13,7 @@ import types
 import pytest
 from snakemake_interface_common.exceptions import WorkflowError
 
+import snakemake_executor_plugin_prominence
 from snakemake_executor_plugin_prominence import jobspec, report, report_rules, runinfo, startup
 from snakemake_executor_plugin_prominence.report_rows import JOB_COLUMNS, record_of, row_of
 from tests.jobs import FakeGroupJob, FakeJob
@@ -256,7 +257,9 @@ class Log:
 
 
 def test_files_and_the_log_without_the_html_extra(tmp_path, monkeypatch):
+    # As without matplotlib: the import fails, also when another test imported the module.
     monkeypatch.setitem(sys.modules, "snakemake_executor_plugin_prominence.report_html", None)
+    monkeypatch.delattr(snakemake_executor_plugin_prominence, "report_html", raising=False)
     collected = report.RunReport("run7", tmp_path, 0.5)
     odd = detail(2, "map", rss_kb=None)
     odd["statusReason"] = "tab\there"
@@ -290,6 +293,7 @@ def test_a_failing_html_writer_leaves_the_tables(tmp_path, monkeypatch):
 
     broken.write_html = write_html
     monkeypatch.setitem(sys.modules, "snakemake_executor_plugin_prominence.report_html", broken)
+    monkeypatch.setattr(snakemake_executor_plugin_prominence, "report_html", broken, raising=False)
     log = Log()
     collected = report.RunReport("run8", tmp_path, 0.5)
     collected.add(detail(1, "map"))

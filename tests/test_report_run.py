@@ -19,6 +19,7 @@ from snakemake_executor_plugin_prominence import report
 from snakemake_executor_plugin_prominence.emulator import Emulator
 from tests.emulator_helpers import wait_until
 from tests.processes import BIN, plugin_args, plugin_env, run_snakemake
+from tests.test_report_html import ARTIFACTS, check_report_in_browser
 
 pytestmark = pytest.mark.e2e
 
@@ -115,7 +116,13 @@ def test_report_of_a_run_and_its_rebuild(tmp_path):
     header = (directory / "jobs.tsv").read_text().splitlines()[0].split("\t")
     assert header == [*report.JOB_COLUMNS, "notes"]
     assert "PROMINENCE run report: 6 job(s), 5 ok, 1 failed" in log
-    assert f"Report: {directory.relative_to(workdir) / 'jobs.tsv'}" in log
+    # With the report extra (the test extra has it): the page, opened in a real browser.
+    assert f"Report: {directory.relative_to(workdir) / 'report.html'}" in log
+    check_report_in_browser(
+        directory / "report.html",
+        screenshot=ARTIFACTS / "report-of-a-real-run.png",
+        expect_text=["burn", "sleep", "memory", "bad"],
+    )
     assert "Rule sleep: median CPU efficiency" in log  # below 0.5: a warning
     assert "Rule memory asked for 2 GiB of memory and peaked at" in log  # information
     assert "Most core-hours requested but not used: sleep" in log
