@@ -7,7 +7,6 @@ No HTTP details (``client``), no JSON building (``jobspec``), no status interpre
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import AsyncGenerator
 from concurrent.futures import CancelledError
 from typing import Any
@@ -34,6 +33,7 @@ from snakemake_executor_plugin_prominence.client import (
 )
 from snakemake_executor_plugin_prominence.deployment import prepare as prepare_deployment
 from snakemake_executor_plugin_prominence.diagnostics import explain
+from snakemake_executor_plugin_prominence.registry import JobRegistry
 
 
 class ProminenceOutage(WorkflowError):
@@ -57,15 +57,16 @@ class Executor(RemoteExecutor):
         self._settings = settings
         self._client = startup.make_client(settings, self.logger)
         self._run = runinfo.RunLabels.new(os.getcwd())
-        self._defaults = startup.job_defaults(settings, self._run, self._default_image())
+        self._defaults = startup.job_defaults(
+            settings, self._run, startup.default_image(settings, self.workflow)
+        )
         self._pause = pause.TokenPause(settings.max_token_wait * 60)
         #: a submission ended without knowing whether its job exists: look for strays at the end
         self._unclear_submissions = False
         self._submitter = submission.Submitter(
             self._client, settings.submit_concurrency, created=self._created
         )
-        self._unfinished: dict[int, SubmittedJobInfo] = {}
-        self._unfinished_lock = threading.Lock()
+        self._unfinished: JobRegistry[SubmittedJobInfo] = JobRegistry()
         self._tracker = tracking.JobTracker(self._client, limiter=lambda: self.status_rate_limiter)
         floor = self.workflow.remote_execution_settings.seconds_between_status_checks
         self._interval = tracking.PollInterval(floor, settings.max_status_interval)
@@ -144,8 +145,7 @@ class Executor(RemoteExecutor):
                     self._unclear_submissions = True
                 self._fail(SubmittedJobInfo(job), f"PROMINENCE did not accept the job: {e}\n")
             else:
-                with self._unfinished_lock:
-                    info = self._unfinished.get(prominence_id)
+                info = self._unfinished.get(prominence_id)
                 if info is None:  # cancelled meanwhile: already deleted
                     continue
                 self.report_job_submission(info)
@@ -158,8 +158,7 @@ class Executor(RemoteExecutor):
         Ctrl-C in the middle of a batch still finds and deletes it."""
         job, image = tag
         info = SubmittedJobInfo(job, external_jobid=str(prominence_id), aux={"image": image})
-        with self._unfinished_lock:
-            self._unfinished[prominence_id] = info
+        self._unfinished.add(prominence_id, info)
         self._progress.submitted(prominence_id, job)
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
@@ -195,7 +194,7 @@ class Executor(RemoteExecutor):
             self._remind_or_give_up()
         self._check_outage()
         for info in by_id.values():
-            if self._is_unfinished(info):
+            if int(info.external_jobid) in self._unfinished:
                 yield info
         if self._pause.active:
             self.next_seconds_between_status_checks = max(self._interval.floor, PAUSE_CHECK_SECONDS)
@@ -216,8 +215,7 @@ class Executor(RemoteExecutor):
             self.logger.warning(self._paused_message(error))
 
     def _paused_message(self, error: Exception) -> str:
-        with self._unfinished_lock:
-            tracked = len(self._unfinished)
+        tracked = len(self._unfinished)
         reason = str(error)
         if self._client.tokens.last_renewal_error:
             reason += f"; renewing it failed: {self._client.tokens.last_renewal_error}"
@@ -237,8 +235,7 @@ class Executor(RemoteExecutor):
 
     def _remind_or_give_up(self) -> None:
         if self._pause.gave_up():
-            with self._unfinished_lock:
-                running = sorted(self._unfinished)
+            running = self._unfinished.ids()
             raise NoValidToken(
                 pause.gave_up_message(
                     self._pause.waited(), running, self._pause.held, self._run.run_constraint
@@ -323,14 +320,14 @@ class Executor(RemoteExecutor):
     def _check_outage(self) -> None:
         down = self._tracker.unreachable_for()
         if down > self._settings.max_outage * 60:
-            with self._unfinished_lock:
-                ids = sorted(self._unfinished)
             raise ProminenceOutage(
-                f"PROMINENCE at {self._client.base_url} has not answered for {down / 60:.0f} "
-                f"minutes (--prominence-max-outage {self._settings.max_outage}); stopping. "
-                f"{len(ids)} job(s) of this run may still be running: "
-                f"{', '.join(map(str, ids[:20]))}{' ...' if len(ids) > 20 else ''}. List them "
-                f"with `prominence list --all --constraint {self._run.run_constraint}`."
+                tracking.outage_message(
+                    self._client.base_url,
+                    down,
+                    self._settings.max_outage,
+                    self._unfinished.ids(),
+                    self._run.run_constraint,
+                )
             )
 
     # --- cancellation --------------------------------------------------------------
@@ -340,13 +337,10 @@ class Executor(RemoteExecutor):
         self._submitter.stop()
         if self._pause.active:
             self._pause.end()  # held jobs were never submitted: nothing to delete
-            with self._unfinished_lock:
-                count = len(self._unfinished)
+            count = len(self._unfinished)
             self.logger.warning(pause.cancel_while_paused_message(count, self._run.run_constraint))
         # Snakemake's own list misses jobs that are being polled right now; ours does not.
-        with self._unfinished_lock:
-            ids = set(self._unfinished)
-            self._unfinished.clear()
+        ids = self._unfinished.take_all()
         ids.update(int(info.external_jobid) for info in active_jobs if info.external_jobid)
         if ids:
             self.logger.info(f"Deleting {len(ids)} unfinished PROMINENCE job(s) of this run...")
@@ -368,9 +362,11 @@ class Executor(RemoteExecutor):
                 f"`prominence list --constraint {self._run.run_constraint}`."
             )
             return
-        with self._unfinished_lock:
-            known = set(self._unfinished) | set(already_deleted)
-        strays = [job_id for job_id in active if job_id not in known]
+        strays = [
+            job_id
+            for job_id in active
+            if job_id not in self._unfinished and job_id not in already_deleted
+        ]
         if strays:
             self.logger.warning(f"Deleting {len(strays)} untracked PROMINENCE job(s) of this run.")
             runinfo.delete_in_chunks(self._client, strays, self.logger, self._run.run_constraint)
@@ -396,22 +392,9 @@ class Executor(RemoteExecutor):
 
     # --- helpers -------------------------------------------------------------------
 
-    def _is_unfinished(self, info: SubmittedJobInfo) -> bool:
-        with self._unfinished_lock:
-            return int(info.external_jobid) in self._unfinished
-
     def _forget(self, prominence_id: int) -> None:
-        with self._unfinished_lock:
-            self._unfinished.pop(prominence_id, None)
+        self._unfinished.discard(prominence_id)
         self._tracker.forget(prominence_id)
-
-    def _default_image(self) -> str:
-        configured = self._settings.container_image
-        if configured:
-            return configured
-        # Snakemake's --container-image defaults to snakemake/snakemake:v<its version>.
-        image = getattr(self.workflow.remote_execution_settings, "container_image", None)
-        return image or runinfo.default_snakemake_image()
 
 
 def _prominence_id(info: SubmittedJobInfo) -> int | None:

@@ -111,6 +111,15 @@ def token_provider(settings: Any, logger: Any) -> auth.TokenProvider:
     )
 
 
+def default_image(settings: Any, workflow: Any) -> str:
+    """--prominence-container-image, else Snakemake's --container-image (which defaults to
+    snakemake/snakemake:v<its version>), else that image for the local Snakemake."""
+    if settings.container_image:
+        return settings.container_image
+    image = getattr(workflow.remote_execution_settings, "container_image", None)
+    return image or runinfo.default_snakemake_image()
+
+
 def job_defaults(settings: Any, run: runinfo.RunLabels, image: str) -> jobspec.JobDefaults:
     try:
         user_labels = jobspec.parse_label_pairs(settings.labels, "--prominence-labels")

@@ -315,3 +315,16 @@ class PollInterval:
         else:
             self.current = min(self.ceiling, max(self.current * self.factor, self.floor, 1.0))
         return self.current
+
+
+def outage_message(
+    base_url: str, down_seconds: float, limit_minutes: int, ids: list[int], constraint: str
+) -> str:
+    """Why the run stops after PROMINENCE stopped answering, and how to find its jobs."""
+    shown = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+    return (
+        f"PROMINENCE at {base_url} has not answered for {down_seconds / 60:.0f} minutes "
+        f"(--prominence-max-outage {limit_minutes}); stopping. {len(ids)} job(s) of this run "
+        f"may still be running: {shown}. List them with "
+        f"`prominence list --all --constraint {constraint}`."
+    )
