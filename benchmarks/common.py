@@ -3,7 +3,9 @@ counted as ours), a realistic job description, and small measuring helpers."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import statistics
 import subprocess
 import sys
 import uuid
@@ -109,3 +111,56 @@ def request_count(url: str, route: str | None = None) -> int:
 
 def unique_key() -> str:
     return uuid.uuid4().hex
+
+
+def variant_rows(
+    runs: dict[str, list[dict[str, Any]]],
+    n: int,
+    medians: dict[str, int],
+    from_last_run: tuple[str, ...],
+) -> list[dict[str, Any]]:
+    """One row per variant of interleaved runs: plugin CPU per job (median, each run, and as a
+    ratio of the first variant's), the medians of ``medians`` (key -> digits) and the values
+    of ``from_last_run`` as the last run measured them (counts, not times)."""
+    variants = list(runs)
+    baseline = statistics.median(r["cpu_ms_per_job"] for r in runs[variants[0]])
+    rows = []
+    for variant in variants:
+        done = runs[variant]
+        cpu = statistics.median(r["cpu_ms_per_job"] for r in done)
+        row = {
+            "variant": variant,
+            "jobs": n,
+            "runs": len(done),
+            "cpu_ms_per_job": round(cpu, 3),
+            "cpu_ms_per_job_each": " ".join(f"{r['cpu_ms_per_job']:.3f}" for r in done),
+            f"vs_{variants[0]}": round(cpu / baseline, 3),
+        }
+        for key, digits in medians.items():
+            row[key] = round(statistics.median(r[key] for r in done), digits)
+        row.update({key: done[-1][key] for key in from_last_run})
+        rows.append(row)
+    return rows
+
+
+def print_table(title: str, rows: list[dict[str, Any]], skip: tuple[str, ...] = ()) -> None:
+    """The rows as right-aligned columns under ``title``."""
+    keys = [key for key in rows[0] if key not in skip]
+    widths = [max(len(k), *(len(str(r[k])) for r in rows)) for k in keys]
+    print(title)
+    print("  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True)))
+    for row in rows:
+        print("  ".join(str(row[k]).rjust(w) for k, w in zip(keys, widths, strict=True)))
+
+
+def variant_arguments(description: str) -> tuple[argparse.Namespace, int, int]:
+    """The command line of a variants benchmark: ``(args, jobs, repeats)``; ``--quick`` is
+    200 jobs once per variant (what the test suite runs)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="200 jobs, one run per variant")
+    parser.add_argument("--jobs", type=int, default=10000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    args = parser.parse_args()
+    n, repeats = (200, 1) if args.quick else (args.jobs, args.repeats)
+    return args, n, repeats

@@ -24,13 +24,11 @@ counts show that the state picture makes no request of its own.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import json
 import logging
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -156,29 +154,13 @@ def bench_events(n: int, repeats: int) -> list[dict[str, Any]]:
         for _ in range(repeats):
             for variant in VARIANTS:
                 runs[variant].append(one_run(variant, n, Path(tmp), devnull))
-    baseline = statistics.median(r["cpu_ms_per_job"] for r in runs["off"])
-    rows = []
-    for variant in VARIANTS:
-        done = runs[variant]
-        cpu = statistics.median(r["cpu_ms_per_job"] for r in done)
-        rows.append(
-            {
-                "variant": variant,
-                "jobs": n,
-                "runs": len(done),
-                "cpu_ms_per_job": round(cpu, 3),
-                "cpu_ms_per_job_each": " ".join(f"{r['cpu_ms_per_job']:.3f}" for r in done),
-                "vs_off": round(cpu / baseline, 3),
-                "progress_us_per_job": round(
-                    statistics.median(r["progress_us_per_job"] for r in done), 1
-                ),
-                # of the last run: POSTs, then a listing (and a detail read) per status cycle
-                "requests": done[-1]["requests"],
-                "status_cycles": done[-1]["status_cycles"],
-                "event_records": done[-1]["event_records"],
-            }
-        )
-    return rows
+    # of the last run: POSTs, then a listing (and a detail read) per status cycle
+    return common.variant_rows(
+        runs,
+        n,
+        medians={"progress_us_per_job": 1},
+        from_last_run=("requests", "status_cycles", "event_records"),
+    )
 
 
 def bytes_per_tracked_job(n: int = 2000) -> int:
@@ -198,20 +180,11 @@ def bytes_per_tracked_job(n: int = 2000) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="200 jobs, one run per variant")
-    parser.add_argument("--jobs", type=int, default=10000)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
-    args = parser.parse_args()
-    n, repeats = (200, 1) if args.quick else (args.jobs, args.repeats)
+    args, n, repeats = common.variant_arguments(__doc__.splitlines()[0])
     rows = bench_events(n, repeats)
-    keys = list(rows[0])
-    widths = [max(len(k), *(len(str(r[k])) for r in rows)) for k in keys]
-    print(f"State picture and job events at {n} instant jobs ({repeats} run(s) per variant)")
-    print("  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True)))
-    for row in rows:
-        print("  ".join(str(row[k]).rjust(w) for k, w in zip(keys, widths, strict=True)))
+    common.print_table(
+        f"State picture and job events at {n} instant jobs ({repeats} run(s) per variant)", rows
+    )
     memory = bytes_per_tracked_job()
     print(f"State picture: {memory} bytes per unfinished job")
     if args.out:

@@ -21,12 +21,10 @@ machine noise spreads over both: compare them within one run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import json
 import logging
-import statistics
 import sys
 import tempfile
 import time
@@ -110,28 +108,12 @@ def bench_report(n: int, repeats: int) -> list[dict[str, Any]]:
         for _ in range(repeats):
             for variant in VARIANTS:
                 runs[variant].append(one_run(variant, n, Path(tmp) / uuid.uuid4().hex))
-    baseline = statistics.median(r["cpu_ms_per_job"] for r in runs["off"])
-    rows = []
-    for variant in VARIANTS:
-        done = runs[variant]
-        cpu = statistics.median(r["cpu_ms_per_job"] for r in done)
-        rows.append(
-            {
-                "variant": variant,
-                "jobs": n,
-                "runs": len(done),
-                "cpu_ms_per_job": round(cpu, 3),
-                "cpu_ms_per_job_each": " ".join(f"{r['cpu_ms_per_job']:.3f}" for r in done),
-                "vs_off": round(cpu / baseline, 3),
-                "report_us_per_job": round(
-                    statistics.median(r["report_us_per_job"] for r in done), 1
-                ),
-                "build_s": round(statistics.median(r["build_s"] for r in done), 3),
-                "records": done[-1]["records"],
-                "sizes": done[-1]["sizes"],
-            }
-        )
-    return rows
+    return common.variant_rows(
+        runs,
+        n,
+        medians={"report_us_per_job": 1, "build_s": 3},
+        from_last_run=("records", "sizes"),
+    )
 
 
 def bytes_per_record(n: int = 2000) -> int:
@@ -194,20 +176,11 @@ def labels_cost(n: int = 5000) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="200 jobs, one run per variant")
-    parser.add_argument("--jobs", type=int, default=10000)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
-    args = parser.parse_args()
-    n, repeats = (200, 1) if args.quick else (args.jobs, args.repeats)
+    args, n, repeats = common.variant_arguments(__doc__.splitlines()[0])
     rows = bench_report(n, repeats)
-    keys = [key for key in rows[0] if key != "sizes"]
-    widths = [max(len(k), *(len(str(r[k])) for r in rows)) for k in keys]
-    print(f"Run report at {n} instant jobs ({repeats} run(s) per variant)")
-    print("  ".join(k.rjust(w) for k, w in zip(keys, widths, strict=True)))
-    for row in rows:
-        print("  ".join(str(row[k]).rjust(w) for k, w in zip(keys, widths, strict=True)))
+    common.print_table(
+        f"Run report at {n} instant jobs ({repeats} run(s) per variant)", rows, skip=("sizes",)
+    )
     sizes = rows[-1]["sizes"]
     print("Report files: " + ", ".join(f"{name} {size:,} bytes" for name, size in sizes.items()))
     memory = bytes_per_record()

@@ -52,25 +52,36 @@ _NATIVE_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
 _BOTOCORE_MODELS = "botocore/data/"
 _BOTOCORE_KEPT = frozenset({"s3", "sts", "sso", "sso-oidc"})
 
-# Runs in the job, before Snakemake, with nothing but the standard library: fetch the zip
-# (3 tries), check its sha256, unpack it. The URL is never printed (it may carry a signature).
+# Runs in a job before Snakemake, with nothing but the standard library: fetch a file by the
+# URL in an env variable (3 tries), check its sha256, then act on ``data``. The URL is never
+# printed (it may carry a signature).
 _FETCH = (
     "import hashlib,io,os,sys,time,urllib.request,zipfile\n"
     "for attempt in range(3):\n"
     "    try:\n"
-    "        data=urllib.request.urlopen(os.environ['{env}'],timeout=300).read()\n"
+    "        data=urllib.request.urlopen(os.environ[{env!r}],timeout=300).read()\n"
     "        break\n"
     "    except Exception as e:\n"
     "        error=e\n"
     "        time.sleep(0 if attempt==2 else 2*attempt+1)\n"
     "else:\n"
-    "    sys.exit('Could not fetch the storage plugins this run ships to its jobs ('\n"
-    "        +type(error).__name__+': '+str(error)+'); use --prominence-storage-plugins install'\n"
-    "        +' or image if the job cannot reach the default storage this way.')\n"
-    "if hashlib.sha256(data).hexdigest()!='{sha256}':\n"
-    "    sys.exit('The storage plugin zip of this run is damaged (sha256 mismatch).')\n"
-    "zipfile.ZipFile(io.BytesIO(data)).extractall('{target}')\n"
+    "    sys.exit({unreachable!r}+' ('+type(error).__name__+': '+str(error)+')'+{hint!r})\n"
+    "if hashlib.sha256(data).hexdigest()!={sha256!r}:\n"
+    "    sys.exit({damaged!r})\n"
+    "{then}\n"
 )
+
+
+def fetch_script(
+    env: str, sha256: str, unreachable: str, damaged: str, then: str, hint: str = ""
+) -> str:
+    """Python source (standard library only) that fetches the file whose URL is in ``env``,
+    checks its sha256 and runs ``then`` with its bytes in ``data``; it exits with
+    ``unreachable`` (and ``hint``) or ``damaged`` otherwise. Shared by the storage plugin zip
+    of every job and the sources of a detached run's head."""
+    return _FETCH.format(
+        env=env, sha256=sha256, unreachable=unreachable, hint=hint, damaged=damaged, then=then
+    )
 
 
 @dataclass
@@ -239,7 +250,15 @@ def pip_install_command(pins: Iterable[str], no_deps: bool = False) -> str:
 
 
 def fetch_command(sha256: str) -> str:
-    script = _FETCH.format(env=URL_ENV, sha256=sha256, target=PIP_TARGET)
+    script = fetch_script(
+        URL_ENV,
+        sha256,
+        unreachable="Could not fetch the storage plugins this run ships to its jobs",
+        hint="; use --prominence-storage-plugins install or image if the job cannot reach "
+        "the default storage this way.",
+        damaged="The storage plugin zip of this run is damaged (sha256 mismatch).",
+        then=f"zipfile.ZipFile(io.BytesIO(data)).extractall({PIP_TARGET!r})",
+    )
     return "python -c " + shlex.quote(script)
 
 

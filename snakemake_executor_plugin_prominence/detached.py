@@ -56,29 +56,15 @@ class SourcesTooLarge(ValueError):
     """Too large to travel inline, and the default storage gives no URL to fetch them by."""
 
 
-# Runs in the head before anything else, with the standard library only: fetch the sources
-# (3 tries), check their sha256. The URL is never printed (it may carry a signature).
-_FETCH = (
-    "import hashlib,os,sys,time,urllib.request\n"
-    "for attempt in range(3):\n"
-    "    try:\n"
-    "        data=urllib.request.urlopen(os.environ['{env}'],timeout=300).read()\n"
-    "        break\n"
-    "    except Exception as e:\n"
-    "        error=e\n"
-    "        time.sleep(0 if attempt==2 else 2*attempt+1)\n"
-    "else:\n"
-    "    sys.exit('Could not fetch the workflow sources from the default storage ('\n"
-    "        +type(error).__name__+': '+str(error)+')')\n"
-    "if hashlib.sha256(data).hexdigest()!='{sha256}':\n"
-    "    sys.exit('The workflow sources in the default storage are damaged (sha256 mismatch).')\n"
-    "open('{name}','wb').write(data)\n"
-)
-
-
 def fetch_sources_command(sha256: str) -> str:
     """The shell step that fetches stored sources into ``SOURCES_NAME``."""
-    script = _FETCH.format(env=SOURCES_URL_ENV, sha256=sha256, name=SOURCES_NAME)
+    script = deployment.fetch_script(
+        SOURCES_URL_ENV,
+        sha256,
+        unreachable="Could not fetch the workflow sources from the default storage",
+        damaged="The workflow sources in the default storage are damaged (sha256 mismatch).",
+        then=f"open({SOURCES_NAME!r},'wb').write(data)",
+    )
     return "python -c " + shlex.quote(script)
 
 
