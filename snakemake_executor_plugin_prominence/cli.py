@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,24 @@ def _flag(name: str) -> str:
     return "--prominence-" + name.replace("_", "-")
 
 
-def _add_settings(parser: argparse.ArgumentParser) -> None:
+#: the settings a command that only talks to PROMINENCE needs: where, and as whom
+CONNECTION_SETTINGS = (
+    "url",
+    "token",
+    "token_file",
+    "token_command",
+    "token_endpoint",
+    "oidc_client_id",
+    "oidc_client_secret",
+    "ca_bundle",
+)
+
+
+def add_settings(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
+    """The plugin's settings as ``--prominence-*`` flags (``only``: just these names)."""
     for f in fields(ExecutorSettings):
+        if only is not None and f.name not in only:
+            continue
         help_text = str(f.metadata.get("help", "")).replace("%", "%%")
         if f.type in (bool, "bool"):
             parser.add_argument(_flag(f.name), dest=f.name, action="store_true", help=help_text)
@@ -63,7 +80,7 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(_flag(f.name), dest=f.name, default=None, help=help_text)
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def settings_from(args: argparse.Namespace) -> Any:
     """An ``ExecutorSettings`` from the parsed flags (typed like Snakemake would)."""
     values: dict[str, Any] = {}
     for f in fields(ExecutorSettings):
@@ -103,7 +120,7 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
 
 
 def _client(args: argparse.Namespace) -> ProminenceClient:
-    settings = _settings(args)
+    settings = settings_from(args)
     return startup.make_client(settings, log)
 
 
@@ -286,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Every argument that is not a --prominence-* flag goes to the head's "
         "Snakemake unchanged.",
     )
-    _add_settings(submit)
+    add_settings(submit)
     submit.add_argument(
         "--prominence-head-walltime",
         type=int,
@@ -308,14 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="this user's detached runs, newest first",
         description="this user's detached runs, newest first, with their active jobs",
     )
-    _add_settings(listing)
+    add_settings(listing, only=CONNECTION_SETTINGS)
     for name, text in (
         ("status", "the head job's state and the run's jobs by state"),
         ("logs", "the head's Snakemake output"),
         ("cancel", "delete the head and every job of the run"),
     ):
         p = sub.add_parser(name, help=text, description=text)
-        _add_settings(p)
+        add_settings(p, only=CONNECTION_SETTINGS)
         p.add_argument("run", help="the run id submit printed")
         if name == "logs":
             p.add_argument("--follow", action="store_true", help="stream until the head ends")

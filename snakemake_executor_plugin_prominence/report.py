@@ -313,10 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "carry its label; the URL and token settings are the plugin's.",
     )
     parser.add_argument("--run", required=True, metavar="RUN_ID", help="the run id")
-    cli._add_settings(parser)
+    cli.add_settings(parser, only=(*cli.CONNECTION_SETTINGS, "report_dir", "low_cpu_efficiency"))
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
-    settings = cli._settings(args)
+    settings = cli.settings_from(args)
     try:
         root = report_root(settings.report_dir) or Path(DEFAULT_DIR)
         threshold = (
