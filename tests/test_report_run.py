@@ -18,7 +18,7 @@ import pytest
 from snakemake_executor_plugin_prominence import report
 from snakemake_executor_plugin_prominence.emulator import Emulator
 from tests.emulator_helpers import wait_until
-from tests.processes import BIN, plugin_args, plugin_env, run_snakemake
+from tests.processes import BIN, emulator_process, plugin_args, plugin_env, run_snakemake
 from tests.test_report_html import ARTIFACTS, check_report_in_browser
 
 pytestmark = pytest.mark.e2e
@@ -44,24 +44,24 @@ def read_jsonl(path: Path) -> list[dict]:
 def test_report_of_a_run_and_its_rebuild(tmp_path):
     workdir = tmp_path / "wf"
     shutil.copytree(WORKFLOWS / "report", workdir)
-    with Emulator(
-        cpus=8,
-        memory=16,
-        state_dir=tmp_path / "emulator",
-        image_pull_seconds=0.2,
-        stage_in_seconds=0.3,
-        stage_out_seconds=0.1,
-    ) as emu:
+    # The emulator in a process of its own, as users run it: Linux counts the pages of the
+    # process that starts a task in the task's peak memory until it execs, so an emulator
+    # inside this test process (hundreds of MiB late in a suite) would inflate the figures.
+    with emulator_process(
+        tmp_path / "emulator",
+        "--cpus", "8", "--memory", "16",
+        "--image-pull-seconds", "0.2", "--stage-in-seconds", "0.3", "--stage-out-seconds", "0.1",
+    ) as url:  # fmt: skip
         result = run_snakemake(
             plugin_args(tmp_path / "storage", 8, "--keep-going"),
             workdir,
-            plugin_env(emu.url, "report-token"),
+            plugin_env(url, "report-token"),
         )
         assert result.returncode != 0, result.stderr[-3000:]  # rule bad fails: the run fails
         directory = report_dir(workdir)
         rebuilt_root = tmp_path / "rebuilt"
         code = report.main(
-            ["--run", directory.name, "--prominence-url", emu.url,
+            ["--run", directory.name, "--prominence-url", url,
              "--prominence-token", "report-token", "--prominence-report-dir", str(rebuilt_root)]
         )  # fmt: skip
         assert code == 0
