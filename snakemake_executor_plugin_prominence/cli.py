@@ -28,21 +28,10 @@ from snakemake_executor_plugin_prominence import (
     startup,
 )
 from snakemake_executor_plugin_prominence.client import ProminenceClient, ProminenceError
+from snakemake_executor_plugin_prominence.tracking import TERMINAL_STATUSES
 
-#: Settings that stay on the submitting machine: the head uses its job token and PROMINENCE_URL.
-LOCAL_ONLY = {
-    "url",
-    "token",
-    "token_file",
-    "token_command",
-    "token_endpoint",
-    "oidc_client_id",
-    "oidc_client_secret",
-    "ca_bundle",
-}
 #: ``submit``'s own flags (the head job's resources and image).
 HEAD_FLAGS = ("--prominence-head-walltime", "--prominence-head-memory", "--prominence-head-image")
-TERMINAL = {"completed", "failed", "deleted", "killed"}
 
 log = logging.getLogger("prominence-snakemake")
 
@@ -55,7 +44,8 @@ def _flag(name: str) -> str:
     return "--prominence-" + name.replace("_", "-")
 
 
-#: the settings a command that only talks to PROMINENCE needs: where, and as whom
+#: the settings a command that only talks to PROMINENCE needs: where, and as whom. They stay
+#: on the submitting machine: the head uses its job token and PROMINENCE_URL.
 CONNECTION_SETTINGS = (
     "url",
     "token",
@@ -113,7 +103,7 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
         value = getattr(args, f.name, None)
         if f.name == "labels":
             value = ",".join(filter(None, [value, f"{detached.DETACHED_LABEL}=1"]))
-        if f.name in LOCAL_ONLY or value is None or value is False:
+        if f.name in CONNECTION_SETTINGS or value is None or value is False:
             continue
         out.extend([_flag(f.name)] if value is True else [_flag(f.name), str(value)])
     return out
@@ -233,7 +223,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"Jobs of the run: {runviews.counts_line(j for j in jobs if j['id'] != head['id'])}")
     folder = runviews.run_folder(detail)
     if folder:
-        ended = detail.get("status") in TERMINAL
+        ended = detail.get("status") in TERMINAL_STATUSES
         print(f"Log and report: {folder}" + ("" if ended else " (copied when the head ends)"))
     return 0
 
@@ -257,9 +247,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 offsets[stream] += len(chunk)
                 out.write(chunk.decode("utf-8", "replace"))
                 out.flush()
-        if not args.follow or status in TERMINAL:
+        if not args.follow or status in TERMINAL_STATUSES:
             folder = runviews.run_folder(detail)
-            if status in TERMINAL and folder:
+            if status in TERMINAL_STATUSES and folder:
                 print(f"Head job {head['id']} {status}; log and report: {folder}", file=sys.stderr)
             return 0
         time.sleep(args.interval)
