@@ -4,23 +4,29 @@ counted as ours), a realistic job description, and small measuring helpers."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import statistics
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from snakemake_executor_plugin_prominence import jobspec, runinfo
+from snakemake_executor_plugin_prominence import jobspec, runinfo, tracking
 from snakemake_executor_plugin_prominence.auth import TokenProvider
 from snakemake_executor_plugin_prominence.client import ProminenceClient
+from snakemake_executor_plugin_prominence.submission import Submitter
 
 BIN = Path(sys.executable).parent
+#: the plugin's default --prominence-submit-concurrency
+CONCURRENCY = 8
 LISTENING = "PROMINENCE emulator listening on "
 
 # What Snakemake's format_job_exec produces for a typical job (about 1 KB).
@@ -164,3 +170,42 @@ def variant_arguments(description: str) -> tuple[argparse.Namespace, int, int]:
     args = parser.parse_args()
     n, repeats = (200, 1) if args.quick else (args.jobs, args.repeats)
     return args, n, repeats
+
+
+def submit_all(
+    client: ProminenceClient,
+    n: int,
+    concurrency: int = CONCURRENCY,
+    created: Callable[[int, int], None] | None = None,
+) -> list[int]:
+    """The plugin's submission path: N descriptions built and POSTed on a bounded pool, each
+    tagged with its index (``created(index, prominence_id)`` runs on the pool's threads)."""
+    submitter = (
+        Submitter(client, concurrency)
+        if created is None
+        else Submitter(client, concurrency, created=created)
+    )
+    futures = [submitter.submit(describe(i), tag=i) for i in range(n)]
+    wait(futures)
+    submitter.stop()
+    return [future.result() for future in futures]
+
+
+def poll_to_verdicts(
+    client: ProminenceClient,
+    ids: list[int],
+    on_cycle: Callable[[tracking.CycleResult, dict[int, tracking.Verdict]], None] | None = None,
+) -> int:
+    """The plugin's status path: a cycle every 0.5 s until every job is judged, with
+    ``on_cycle(result, verdicts)`` after each (what a variant adds). Returns the cycles."""
+    tracker = tracking.JobTracker(client)
+    remaining, cycles = list(ids), 0
+    while remaining:
+        result = asyncio.run(tracker.cycle(remaining))
+        verdicts = {pid: tracking.verdict(detail) for pid, detail in result.finished.items()}
+        if on_cycle is not None:
+            on_cycle(result, verdicts)
+        remaining, cycles = result.running, cycles + 1
+        if remaining:
+            time.sleep(0.5)
+    return cycles

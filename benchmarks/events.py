@@ -24,7 +24,6 @@ counts show that the state picture makes no request of its own.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import logging
@@ -33,7 +32,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from concurrent.futures import wait
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +42,8 @@ import common
 from snakemake_executor_plugin_prominence import events as job_events
 from snakemake_executor_plugin_prominence import tracking
 from snakemake_executor_plugin_prominence.progress import RunProgress
-from snakemake_executor_plugin_prominence.submission import Submitter
 
 VARIANTS = ("off", "lines", "file", "verbose")
-CONCURRENCY = 8
 
 
 class Timed:
@@ -108,26 +104,17 @@ def one_run(variant: str, n: int, workdir: Path, devnull: Any) -> dict[str, Any]
     with common.emulator("--instant", "--job-seconds", "2") as url:
         client = common.client(url)
         cpu, wall = time.process_time(), time.perf_counter()
-        submitter = Submitter(client, CONCURRENCY, created=created)
-        futures = [submitter.submit(common.describe(i), tag=i) for i in range(n)]
-        wait(futures)
-        submitter.stop()
-        remaining = [future.result() for future in futures]
-        tracker = tracking.JobTracker(client)
-        cycles = 0
-        while remaining:
-            result = asyncio.run(tracker.cycle(remaining))
-            if progress is not None:
-                progress.observe(result.entries)
-            for prominence_id, detail in result.finished.items():
-                outcome = tracking.verdict(detail)
-                if progress is not None:
-                    progress.finished(prominence_id, detail, outcome.success)
-            if progress is not None:
-                progress.report()
-            remaining, cycles = result.running, cycles + 1
-            if remaining:
-                time.sleep(0.5)
+        ids = common.submit_all(client, n, created=created)
+
+        def add_progress(result: tracking.CycleResult, verdicts: dict[int, Any]) -> None:
+            if progress is None:
+                return
+            progress.observe(result.entries)
+            for prominence_id, outcome in verdicts.items():
+                progress.finished(prominence_id, result.finished[prominence_id], outcome.success)
+            progress.report()
+
+        cycles = common.poll_to_verdicts(client, ids, add_progress)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         requests = common.request_count(url)
     if progress is not None:

@@ -21,7 +21,6 @@ machine noise spreads over both: compare them within one run.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import logging
@@ -31,7 +30,6 @@ import time
 import timeit
 import tracemalloc
 import uuid
-from concurrent.futures import wait
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +39,8 @@ import common
 
 from snakemake_executor_plugin_prominence import jobspec, report, runinfo, tracking
 from snakemake_executor_plugin_prominence.report_rows import record_of
-from snakemake_executor_plugin_prominence.submission import Submitter
 
 VARIANTS = ("off", "on")
-CONCURRENCY = 8
 FILES = ("jobs.tsv", "jobs.jsonl", "rules.tsv", "report.html")
 
 
@@ -58,24 +54,18 @@ def one_run(variant: str, n: int, workdir: Path) -> dict[str, Any]:
     with common.emulator("--instant", "--job-seconds", "2") as url:
         client = common.client(url)
         cpu, wall = time.process_time(), time.perf_counter()
-        submitter = Submitter(client, CONCURRENCY)
-        futures = [submitter.submit(common.describe(i), tag=i) for i in range(n)]
-        wait(futures)
-        submitter.stop()
-        remaining = [future.result() for future in futures]
-        tracker = tracking.JobTracker(client)
-        cycles = 0
-        while remaining:
-            result = asyncio.run(tracker.cycle(remaining))
-            for _prominence_id, detail in result.finished.items():
-                outcome = tracking.verdict(detail)
-                if variant == "on":
-                    start = time.thread_time()
-                    collected.add(detail, outcome.success)
-                    adding += time.thread_time() - start
-            remaining, cycles = result.running, cycles + 1
-            if remaining:
-                time.sleep(0.5)
+        ids = common.submit_all(client, n)
+
+        def add_records(result: tracking.CycleResult, verdicts: dict[int, Any]) -> None:
+            nonlocal adding
+            if variant != "on":
+                return
+            start = time.thread_time()
+            for prominence_id, outcome in verdicts.items():
+                collected.add(result.finished[prominence_id], outcome.success)
+            adding += time.thread_time() - start
+
+        cycles = common.poll_to_verdicts(client, ids, add_records)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         build_s, sizes = 0.0, {}
         if variant == "on":

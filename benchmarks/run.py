@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from concurrent.futures import wait
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 from snakemake_executor_plugin_prominence import tracking
-from snakemake_executor_plugin_prominence.submission import Submitter
 
 HERE = Path(__file__).resolve().parent
-CONCURRENCY = 8  # the plugin's default --prominence-submit-concurrency
-
-
-def submit_all(client, n: int, concurrency: int = CONCURRENCY) -> list[int]:
-    """The plugin's submission path: descriptions built, POSTed on a bounded pool."""
-    submitter = Submitter(client, concurrency)
-    futures = [submitter.submit(common.describe(i)) for i in range(n)]
-    wait(futures)
-    submitter.stop()
-    return [future.result() for future in futures]
+CONCURRENCY = common.CONCURRENCY
 
 
 def bench_submission(sizes: list[int], latency: float) -> list[dict[str, Any]]:
@@ -53,7 +42,7 @@ def bench_submission(sizes: list[int], latency: float) -> list[dict[str, Any]]:
         ) as url:
             client = common.client(url)
             start = time.perf_counter()
-            submit_all(client, n)
+            common.submit_all(client, n)
             plugin = time.perf_counter() - start
             start = time.perf_counter()
             for i in range(n):
@@ -81,7 +70,7 @@ def bench_polling(sizes: list[int]) -> list[dict[str, Any]]:
     for n in sizes:
         with common.emulator("--instant", "--job-seconds", "36000") as url:
             client = common.client(url)
-            ids = submit_all(client, n, concurrency=16)
+            ids = common.submit_all(client, n, concurrency=16)
             tracker = tracking.JobTracker(client)
             before = common.request_count(url)
             start = time.perf_counter()
@@ -115,23 +104,15 @@ def bench_overhead(n: int) -> dict[str, Any]:
     with common.emulator("--instant", "--job-seconds", "2") as url:
         client = common.client(url)
         cpu, wall = time.process_time(), time.perf_counter()
-        ids = submit_all(client, n)
-        tracker = tracking.JobTracker(client)
-        remaining, cycles = list(ids), 0
-        while remaining:
-            result = asyncio.run(tracker.cycle(remaining))
-            for detail in result.finished.values():
-                tracking.verdict(detail)
-            remaining, cycles = result.running, cycles + 1
-            if remaining:
-                time.sleep(0.5)
+        ids = common.submit_all(client, n)
+        cycles = common.poll_to_verdicts(client, ids)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
 
         # Memory per tracked job: the executor keeps a SubmittedJobInfo (with the image in aux)
         # and the tracker a small record per job. The Snakemake job object is Snakemake's.
         from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 
-        live = submit_all(client, min(n, 2000)) if n > 2000 else ids
+        live = common.submit_all(client, min(n, 2000)) if n > 2000 else ids
         gc.collect()
         tracemalloc.start()
         baseline = tracemalloc.get_traced_memory()[0]
@@ -161,7 +142,7 @@ def bench_emulator_listing(held: int, listed: int, repeats: int = 20) -> dict[st
     ``id=`` listing of ``listed`` of them (the plugin's status request)."""
     with common.emulator("--instant", "--job-seconds", "36000") as url:
         client = common.client(url)
-        ids = submit_all(client, held, concurrency=16)
+        ids = common.submit_all(client, held, concurrency=16)
         sample = ids[:: max(1, held // listed)][:listed]
         times = []
         for _ in range(repeats):
