@@ -141,29 +141,6 @@ def json_line(
     )
 
 
-def record(
-    run_id: str,
-    job: Any,
-    phase: str,
-    *,
-    prominence_id: int | None = None,
-    entry: Mapping[str, Any] | None = None,
-    reason: str | None = None,
-    when: float | None = None,
-) -> dict[str, Any]:
-    """One event record as a dict (what the logger's ``extra`` payload holds); see
-    :func:`json_line` for the arguments."""
-    line = json_line(
-        subject(run_id, job),
-        phase,
-        prominence_id=prominence_id,
-        entry=entry,
-        reason=reason,
-        when=when,
-    )
-    return json.loads(line)
-
-
 def describe(event: Mapping[str, Any]) -> str:
     """The record as one line for people (what ``--verbose`` prints)."""
     pid = event["prominence_id"]
