@@ -178,14 +178,6 @@ class TokenProvider:
             assert self._token is not None
             return self._token
 
-    def reload(self) -> Token:
-        """Read the sources again (renewing when they hold nothing valid); the new token."""
-        with self._lock:
-            self._token = None
-            self._set(self._initial())
-            assert self._token is not None
-            return self._token
-
     def after_refusal(self, sent: str) -> Token | None:
         """PROMINENCE refused ``sent``: a different token to try, or None when there is none.
 

@@ -54,14 +54,15 @@ def test_no_token_anywhere_says_where_it_looked(tmp_path):
     assert str(tmp_path / "missing") in message
 
 
-def test_reload_picks_up_a_refreshed_file(tmp_path):
+def test_a_refused_token_gives_way_to_a_refreshed_file(tmp_path):
     path = tmp_path / "token"
     path.write_text("first")
     provider = TokenProvider(None, path, {})
     assert provider.current().value == "first"
     path.write_text("second")
     assert provider.current().value == "first"
-    assert provider.reload().value == "second"
+    assert provider.after_refusal("first").value == "second"
+    assert provider.current().value == "second"
 
 
 def test_token_is_never_in_repr_or_str():
