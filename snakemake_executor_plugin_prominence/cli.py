@@ -115,7 +115,7 @@ def _client(args: argparse.Namespace) -> ProminenceClient:
 
 
 def _run_jobs(client: ProminenceClient, run_id: str) -> list[dict[str, Any]]:
-    return client.find_jobs(f"{runinfo.RUN_LABEL}={run_id}", include_finished=True)
+    return client.find_jobs(runinfo.run_constraint(run_id), include_finished=True)
 
 
 def _head(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -257,7 +257,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     client = _client(args)
-    constraint = f"{runinfo.RUN_LABEL}={args.run}"
+    constraint = runinfo.run_constraint(args.run)
     ids = runinfo.active_job_ids(client, constraint)
     deleted = runinfo.delete_in_chunks(client, ids, log, constraint) if ids else 0
     print(f"Deleted {deleted} job(s) of run {args.run}.")

@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # WorkflowError: a clear message, not a traceback
         log.error(f"prominence report: {e}")
         return 2
-    constraint = f"{runinfo.RUN_LABEL}={args.run}"
+    constraint = runinfo.run_constraint(args.run)
     try:
         ids = sorted(
             job["id"]

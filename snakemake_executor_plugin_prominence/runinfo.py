@@ -41,6 +41,11 @@ _ESCAPE = re.compile(r"_([0-9A-F]{2})")
 RUN_ID_ENV = "PROMINENCE_SNAKEMAKE_RUN_ID"
 
 
+def run_constraint(run_id: str) -> str:
+    """The label constraint that finds every job of a run (``prominence list --constraint``)."""
+    return f"{RUN_LABEL}={run_id}"
+
+
 @dataclass(frozen=True)
 class RunLabels:
     run_id: str
@@ -57,7 +62,7 @@ class RunLabels:
 
     @property
     def run_constraint(self) -> str:
-        return f"{RUN_LABEL}={self.run_id}"
+        return run_constraint(self.run_id)
 
     @property
     def workdir_constraint(self) -> str:
