@@ -20,6 +20,7 @@ runs ``python -m snakemake ARGS...`` and exits with its status.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
@@ -27,11 +28,12 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from snakemake_executor_plugin_prominence import deployment, detached, runinfo, runstore
+from snakemake_executor_plugin_prominence import deployment, detached, report, runinfo, runstore
 
 
 def say(message: str) -> None:
@@ -80,9 +82,20 @@ def tee(source: IO[bytes], *sinks: IO[bytes]) -> None:
             sink.flush()
 
 
-def copy_run_files(store: runstore.RunStore, workdir: Path, run_id: str) -> None:
+def report_dir_of(snakemake_args: Sequence[str], run_id: str) -> Path | None:
+    """Where this run's report is written, as the forwarded --prominence-report-dir says."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--prominence-report-dir", default=None)
+    known, _rest = parser.parse_known_args(list(snakemake_args))
+    root = report.report_root(known.prominence_report_dir)
+    return None if root is None else report.run_dir(root, run_id)
+
+
+def copy_run_files(
+    store: runstore.RunStore, workdir: Path, run_id: str, snakemake_args: Sequence[str] = ()
+) -> None:
     folder = store.folder(run_id)
-    files = runstore.run_files(workdir, run_id)
+    files = runstore.run_files(workdir, report_dir_of(snakemake_args, run_id))
     stored = store.put_tree(files, folder)
     say(f"copied {len(stored)} of {len(files)} log/report file(s) to {folder}")
 
@@ -104,7 +117,7 @@ def run(args: list[str]) -> int:
                 # A deletion: the SIGKILL may come before Snakemake has deleted its jobs and
                 # ended, so copy what the log says so far at once; the full copy follows.
                 copier = threading.Thread(
-                    target=copy_run_files, args=(store, workdir, run_id), daemon=True
+                    target=copy_run_files, args=(store, workdir, run_id, args), daemon=True
                 )
                 snapshot.append(copier)
                 copier.start()
@@ -120,7 +133,7 @@ def run(args: list[str]) -> int:
     if store is not None:
         for early in snapshot:
             early.join(timeout=60)
-        copy_run_files(store, workdir, run_id)
+        copy_run_files(store, workdir, run_id, args)
     return code
 
 

@@ -121,16 +121,17 @@ def from_snakemake_args(argv: Sequence[str]) -> RunStore:
     return RunStore(provider, name, prefix if prefix.endswith("/") else prefix + "/", tmp)
 
 
-def run_files(workdir: Path, run_id: str) -> list[tuple[Path, str]]:
-    """What the head copies at its end: (local file, name in the run's folder)."""
+def run_files(workdir: Path, report_dir: Path | None) -> list[tuple[Path, str]]:
+    """What the head copies at its end: (local file, name in the run's folder). ``report_dir``
+    is the run's report directory (relative to ``workdir``), None when the report is off."""
     files: list[tuple[Path, str]] = []
     for path in sorted((workdir / ".snakemake" / "log").glob("*.log")):
         files.append((path, f"log/{path.name}"))
     head_log = workdir / HEAD_LOG
     if head_log.is_file():
         files.append((head_log, f"log/{head_log.name}"))
-    report = workdir / ".snakemake" / "prominence_reports" / run_id
-    if report.is_dir():
+    report = workdir / report_dir if report_dir is not None else None
+    if report is not None and report.is_dir():
         for path in sorted(p for p in report.rglob("*") if p.is_file()):
             files.append((path, f"report/{path.relative_to(report).as_posix()}"))
     return files

@@ -375,6 +375,15 @@ def test_the_head_copies_its_logs_and_the_run_report_with_the_storage_plugin(tmp
         "report/report.html": b"<html>",
         "report/jobs/jobs.tsv": b"id\tstate",
     }
+    # A report written elsewhere (--prominence-report-dir, forwarded to the head) is the one
+    # copied; with the report off there is none to copy.
+    (workdir / "elsewhere" / "r2").mkdir(parents=True)
+    (workdir / "elsewhere" / "r2" / "rules.tsv").write_text("rule")
+    head_process.copy_run_files(store, workdir, "r2", ["--prominence-report-dir", "elsewhere"])
+    assert sorted(files_under(storage / ".prominence-runs" / "r2")) == [
+        "log/2026-01-01T000000.snakemake.log", "log/head.stderr.log", "report/rules.tsv",
+    ]  # fmt: skip
+    assert head_process.report_dir_of(["--prominence-report-dir", "none"], "r1") is None
     with pytest.raises(runstore.RunStoreError, match="default storage provider"):
         runstore.from_snakemake_args(["--jobs", "2"])
 
