@@ -220,7 +220,8 @@ def iso(epoch: int | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def _round(value: float | None) -> float | None:
+def rounded(value: float | None) -> float | None:
+    """To the report's DECIMALS (None stays None)."""
     return None if value is None else round(value, DECIMALS)
 
 
@@ -317,16 +318,16 @@ def row_of(rec: JobRecord) -> dict[str, Any]:
         "started_at": iso(rec.started),
         "ended_at": iso(rec.ended),
         "queue_wait_s": queue_wait,
-        "image_pull_s": _round(rec.image_pull_s) if rec.tasks_run else None,
-        "stage_in_s": _round(rec.stage_in_s),
-        "run_s": _round(run_s),
-        "stage_out_s": _round(rec.stage_out_s),
-        "cpu_time_s": _round(cpu_time_s),
-        "cpu_efficiency": _round(efficiency),
-        "cpu_efficiency_provisioned": _round(provisioned_efficiency),
-        "peak_memory_mib": _round(peak_mib),
-        "memory_share": _round(memory_share),
-        "walltime_share": _round(walltime_share),
+        "image_pull_s": rounded(rec.image_pull_s) if rec.tasks_run else None,
+        "stage_in_s": rounded(rec.stage_in_s),
+        "run_s": rounded(run_s),
+        "stage_out_s": rounded(rec.stage_out_s),
+        "cpu_time_s": rounded(cpu_time_s),
+        "cpu_efficiency": rounded(efficiency),
+        "cpu_efficiency_provisioned": rounded(provisioned_efficiency),
+        "peak_memory_mib": rounded(peak_mib),
+        "memory_share": rounded(memory_share),
+        "walltime_share": rounded(walltime_share),
     }
     for column, value in row.items():
         if value is None and column not in na:

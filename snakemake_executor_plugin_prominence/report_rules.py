@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from snakemake_executor_plugin_prominence.report_rows import DECIMALS, JobRecord, iso
+from snakemake_executor_plugin_prominence.report_rows import DECIMALS, JobRecord, iso, rounded
 
 RULE_COLUMNS = (
     "rule",
@@ -54,10 +54,6 @@ MEMORY_MARGIN = 1.2
 RUNTIME_MARGIN = 1.5
 #: the rule name of jobs whose identity PROMINENCE could not give back
 UNKNOWN_RULE = "NA"
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, DECIMALS)
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -178,18 +174,18 @@ def rule_rows(records: Iterable[JobRecord]) -> list[dict[str, Any]]:
                 "retried": sum(
                     (rec.attempt or 1) > 1 or rec.prominence_retries > 0 for rec in recs
                 ),
-                "core_hours_requested": _round(sum(map(_requested_core_hours, recs))),
-                "core_hours_used": _round(sum((rec.cpu_time_s or 0.0) for rec in recs) / 3600),
-                "core_hours_failed": _round(
+                "core_hours_requested": rounded(sum(map(_requested_core_hours, recs))),
+                "core_hours_used": rounded(sum((rec.cpu_time_s or 0.0) for rec in recs) / 3600),
+                "core_hours_failed": rounded(
                     sum(_requested_core_hours(rec) for rec in recs if not rec.ok)
                 ),
-                "cpu_efficiency_median": _round(_median(efficiencies)),
-                "cpu_efficiency_max": _round(_max_or_none(efficiencies)),
-                "peak_memory_mib_median": _round(_median(peaks)),
-                "peak_memory_mib_max": _round(_max_or_none(peaks)),
-                "run_s_median": _round(_median(runs)),
-                "run_s_max": _round(_max_or_none(runs)),
-                "queue_wait_s_mean": _round(statistics.fmean(waits) if waits else None),
+                "cpu_efficiency_median": rounded(_median(efficiencies)),
+                "cpu_efficiency_max": rounded(_max_or_none(efficiencies)),
+                "peak_memory_mib_median": rounded(_median(peaks)),
+                "peak_memory_mib_max": rounded(_max_or_none(peaks)),
+                "run_s_median": rounded(_median(runs)),
+                "run_s_max": rounded(_max_or_none(runs)),
+                "queue_wait_s_mean": rounded(statistics.fmean(waits) if waits else None),
                 **suggest(recs),
             }
         )
@@ -227,11 +223,11 @@ def summary(
         "jobs": len(records),
         "ok": sum(rec.ok for rec in records),
         "failed": sum(not rec.ok for rec in records),
-        "core_hours_requested": _round(requested),
-        "core_hours_used": _round(used),
-        "core_hours_failed": _round(sum(_requested_core_hours(r) for r in records if not r.ok)),
-        "queue_wait_total_h": _round(sum(waits) / 3600),
-        "cpu_efficiency_overall": _round(used / requested) if requested else None,
+        "core_hours_requested": rounded(requested),
+        "core_hours_used": rounded(used),
+        "core_hours_failed": rounded(sum(_requested_core_hours(r) for r in records if not r.ok)),
+        "queue_wait_total_h": rounded(sum(waits) / 3600),
+        "cpu_efficiency_overall": rounded(used / requested) if requested else None,
         "worst_rules": [
             {"rule": rule, "wasted_core_hours": wasted} for wasted, rule in waste[:3] if wasted > 0
         ],
