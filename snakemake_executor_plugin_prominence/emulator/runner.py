@@ -4,7 +4,8 @@ One scheduler thread starts idle jobs when their slots are free (higher ``polici
 first, then submission order) and fails the ones that waited longer than
 ``maximumTimeInQueue`` or can never fit. Each started job gets one worker thread that runs its
 tasks in order (``tasks.TaskLauncher``), each in its own process group, so that walltime and
-DELETE kill the whole process tree with one ``killpg``.
+DELETE kill the whole process tree with one ``killpg`` (DELETE after a SIGTERM to the task's
+main process and a grace period).
 
 All state changes happen under the store's lock, so DELETE and the worker never disagree on
 whether a job is still running.
@@ -12,8 +13,10 @@ whether a job is still running.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -109,8 +112,10 @@ class Runner:
     def delete(self, records: Iterable[JobRecord]) -> int:
         """Delete the jobs still in the queue and unfinished; returns how many were removed.
 
-        Their processes get SIGTERM now and SIGKILL after ``kill_grace`` seconds, as HTCondor
-        removes a running job.
+        Each task's main process gets SIGTERM now (as the worker's promlet passes the signal to
+        its direct subprocess only: what the task started must be told by the task itself) and
+        the whole process group SIGKILL after ``kill_grace`` seconds, as HTCondor removes a
+        running job.
         """
         groups: list[int] = []
         removed = 0
@@ -123,8 +128,9 @@ class Runner:
                 removed += 1
             if removed:
                 self._cond.notify_all()
-        for pgid in groups:
-            killpg(pgid, signal.SIGTERM)
+        for pgid in groups:  # a task's group id is its main process's id (a new session)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pgid, signal.SIGTERM)
         if groups:
             timer = threading.Timer(self.config.kill_grace, self._kill_all, [groups])
             timer.daemon = True
