@@ -7,13 +7,16 @@ largest value observed (see ``docs/further.md``, "Run report"):
 
 - ``threads``: the most cores a job kept busy (CPU time / run time), rounded up to whole cores
   after ignoring :data:`THREADS_SLACK` of a core, at least 1;
-- ``mem_mb``: the highest peak memory times :data:`MEMORY_MARGIN`, rounded up to whole GiB (what
-  PROMINENCE allocates), written in MB so that the plugin asks for exactly those GiB;
+- ``mem_mb``: the highest peak memory times ``MEMORY_MARGIN``, rounded up to whole GB against
+  HTCondor's 1000 MiB per GB, written in MB (GB x 1024) so that the plugin asks for exactly
+  those GB; only from peaks that are the rule's own, or when even a peak that may be the image
+  pull's fits the 1 GB minimum; more than asked after a memory kill (:mod:`report_memory`);
 - ``runtime`` (minutes): the longest time PROMINENCE held a job (start to end: image pull,
   stage-in, tasks, stage-out) times :data:`RUNTIME_MARGIN`, rounded up to whole minutes.
 
 Core-hours requested are the requested cpus times the time PROMINENCE held the job (start to
-end); core-hours used are the CPU time the tasks reported.
+end); core-hours used are the CPU time the tasks reported. For a job PROMINENCE ran more than
+once both are its last run's (the server keeps no other); queue waits leave such jobs out.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from snakemake_executor_plugin_prominence.report_rows import DECIMALS, JobRecord, iso, rounded
+from snakemake_executor_plugin_prominence import report_memory
+from snakemake_executor_plugin_prominence.report_rows import (
+    DECIMALS,
+    JobRecord,
+    iso,
+    queue_wait,
+    rounded,
+)
 
 RULE_COLUMNS = (
     "rule",
@@ -32,6 +42,7 @@ RULE_COLUMNS = (
     "ok",
     "failed",
     "retried",
+    "memory_kills",
     "core_hours_requested",
     "core_hours_used",
     "core_hours_failed",
@@ -39,6 +50,7 @@ RULE_COLUMNS = (
     "cpu_efficiency_max",
     "peak_memory_mib_median",
     "peak_memory_mib_max",
+    "peak_memory_maybe_pull",
     "run_s_median",
     "run_s_max",
     "queue_wait_s_mean",
@@ -48,9 +60,9 @@ RULE_COLUMNS = (
     "suggestion",
 )
 
-MIN_JOBS_FOR_SUGGESTION = 3
+MIN_JOBS_FOR_SUGGESTION = report_memory.MIN_JOBS
 THREADS_SLACK = 0.1
-MEMORY_MARGIN = 1.2
+MEMORY_MARGIN = report_memory.MEMORY_MARGIN
 RUNTIME_MARGIN = 1.5
 #: the rule name of jobs whose identity PROMINENCE could not give back
 UNKNOWN_RULE = "NA"
@@ -88,6 +100,14 @@ def _retried(rec: JobRecord) -> bool:
     return (rec.attempt or 1) > 1 or rec.prominence_retries > 0
 
 
+def memory_killed(rec: JobRecord) -> bool:
+    return report_memory.is_memory_kill(rec.status, rec.reason)
+
+
+def _queue_waits(records: Iterable[JobRecord]) -> list[float]:
+    return [wait for wait, _ in map(queue_wait, records) if wait is not None]
+
+
 def _max_or_none(values: Iterable[float | int | None]) -> float | None:
     present = [value for value in values if value is not None]
     return max(present) if present else None
@@ -117,15 +137,13 @@ def suggest(records: Sequence[JobRecord]) -> dict[str, Any]:
         result["suggested_threads"] = threads
         was = _max_or_none(rec.requested_cpus for rec in ok)
         parts.append(f"threads={threads} (asked {_show(was)}; at most {max(cores):.2f} cores busy)")
-    peaks = [value for value in map(_peak_mib, ok) if value is not None]
-    if enough(peaks, "peak memory"):
-        gib = max(1, math.ceil(max(peaks) * MEMORY_MARGIN / 1024))
-        result["suggested_mem_mb"] = gib * 1024
-        was = _max_or_none(rec.requested_memory_gib for rec in ok)
-        parts.append(
-            f"mem_mb={gib * 1024} (asked {_show(was)} GiB; peak {max(peaks):.0f} MiB "
-            f"+{MEMORY_MARGIN - 1:.0%})"
-        )
+    memory = report_memory.suggest_mem_mb(records)
+    result["suggested_mem_mb"] = memory.mem_mb
+    if memory.request is not None:
+        parts.append(memory.request)
+    notes = list(memory.notes)
+    if memory.too_few is not None:
+        missing.append(memory.too_few)
     held = [value for value in (rec.held_s for rec in ok) if value is not None]
     if enough(held, "run time"):
         minutes = max(1, math.ceil(max(held) * RUNTIME_MARGIN / 60))
@@ -136,8 +154,12 @@ def suggest(records: Sequence[JobRecord]) -> dict[str, Any]:
             f"+{RUNTIME_MARGIN - 1:.0%})"
         )
     text = "request " + ", ".join(parts) if parts else "no suggestion"
+    said = bool(parts)
+    if notes:
+        text += ("; " if said else ": ") + "; ".join(notes)
+        said = True
     if missing:
-        text += f"{'; ' if parts else ': '}too few for " + ", ".join(missing)
+        text += ("; " if said else ": ") + "too few for " + ", ".join(missing)
         text += f" (need {MIN_JOBS_FOR_SUGGESTION})"
     result["suggestion"] = text
     return result
@@ -160,20 +182,15 @@ def rule_rows(records: Iterable[JobRecord]) -> list[dict[str, Any]]:
         efficiencies = [value for value in map(_efficiency, recs) if value is not None]
         peaks = [value for value in map(_peak_mib, recs) if value is not None]
         runs = [rec.run_s for rec in recs if rec.tasks_run and rec.run_s is not None]
-        waits = [
-            float(rec.started - rec.created)
-            for rec in recs
-            if rec.started is not None and rec.created is not None
-        ]
+        waits = _queue_waits(recs)
         rows.append(
             {
                 "rule": rule,
                 "jobs": len(recs),
                 "ok": sum(rec.ok for rec in recs),
                 "failed": sum(not rec.ok for rec in recs),
-                "retried": sum(
-                    (rec.attempt or 1) > 1 or rec.prominence_retries > 0 for rec in recs
-                ),
+                "retried": sum(map(_retried, recs)),
+                "memory_kills": sum(map(memory_killed, recs)),
                 "core_hours_requested": rounded(sum(map(_requested_core_hours, recs))),
                 "core_hours_used": rounded(sum((rec.cpu_time_s or 0.0) for rec in recs) / 3600),
                 "core_hours_failed": rounded(
@@ -183,6 +200,9 @@ def rule_rows(records: Iterable[JobRecord]) -> list[dict[str, Any]]:
                 "cpu_efficiency_max": rounded(_max_or_none(efficiencies)),
                 "peak_memory_mib_median": rounded(_median(peaks)),
                 "peak_memory_mib_max": rounded(_max_or_none(peaks)),
+                "peak_memory_maybe_pull": sum(
+                    _peak_mib(rec) is not None and rec.image_pulled is not False for rec in recs
+                ),
                 "run_s_median": rounded(_median(runs)),
                 "run_s_max": rounded(_max_or_none(runs)),
                 "queue_wait_s_mean": rounded(statistics.fmean(waits) if waits else None),
@@ -204,11 +224,7 @@ def summary(
     ended = [rec.ended for rec in records if rec.ended is not None]
     requested = sum(map(_requested_core_hours, records))
     used = sum((rec.cpu_time_s or 0.0) for rec in records) / 3600
-    waits = [
-        rec.started - rec.created
-        for rec in records
-        if rec.started is not None and rec.created is not None
-    ]
+    waits = _queue_waits(records)
     waste = sorted(
         (
             (round(row["core_hours_requested"] - row["core_hours_used"], DECIMALS), row["rule"])
@@ -223,6 +239,7 @@ def summary(
         "jobs": len(records),
         "ok": sum(rec.ok for rec in records),
         "failed": sum(not rec.ok for rec in records),
+        "memory_kills": sum(map(memory_killed, records)),
         "core_hours_requested": rounded(requested),
         "core_hours_used": rounded(used),
         "core_hours_failed": rounded(sum(_requested_core_hours(r) for r in records if not r.ok)),
