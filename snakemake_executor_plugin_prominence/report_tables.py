@@ -212,8 +212,8 @@ def job_cell(job: dict, column: str, form: Callable[[float], str]) -> str:
     cell = show(job.get(column), form, job_reason(job, column))
     if column == "peak_memory_mib":
         cell += peak_note(job)
-    if column == "attempt" and is_number(job.get("prominence_retries")):
-        runs = job["prominence_retries"] + 1
+    if column == "attempt" and is_number(job.get("server_retries")):
+        runs = job["server_retries"] + 1
         if runs > 1:
             cell += f'<br><span class="src">PROMINENCE ran it {runs:.0f} times</span>'
     return cell

@@ -58,7 +58,7 @@ def job_row(
         "snakemake_jobid": index,
         "attempt": attempt,
         "prominence_id": 1000 + index * 3 + attempt,
-        "prominence_retries": 0,
+        "server_retries": 0,
         "status": "failed" if fails else "completed",
         "exit_code": 1 if fails else 0,
         "reason": (EVIL_REASON if tricky else "Walltime limit exceeded") if fails else "",
@@ -143,7 +143,7 @@ def memory_killed(rng: random.Random, index: int, tricky: bool = True) -> dict:
 def rerun(rng: random.Random, index: int, tricky: bool = True) -> dict:
     """A job PROMINENCE ran twice: its figures are the last run's, there is no queue wait."""
     row = job_row(rng, "bwa_map", index, 1, fails=False, tricky=tricky)
-    row.update(prominence_retries=1, queue_wait_s=None)
+    row.update(server_retries=1, queue_wait_s=None)
     row["na_reasons"]["queue_wait_s"] = RERUN_REASON
     return row
 
@@ -210,7 +210,7 @@ def make_rules(jobs: list[dict], tricky: bool = True) -> list[dict]:
                 "jobs": len(own),
                 "ok": len(ok),
                 "failed": len(own) - len(ok),
-                "retried": sum(1 for j in own if j["attempt"] > 1 or j["prominence_retries"]),
+                "retried": sum(1 for j in own if j["attempt"] > 1 or j["server_retries"]),
                 "memory_kills": sum(1 for j in own if j["reason"] == MEMORY_KILL_REASON),
                 "core_hours_requested": sum(hours(j) for j in own),
                 "core_hours_used": sum((j["cpu_time_s"] or 0) / 3600 for j in own),

@@ -118,7 +118,7 @@ def test_a_real_servers_detail():
     # the task's figure, of a job that pulled its image in that run: it may be the pull's
     assert row["peak_memory_source"] == "maxResidentSetSizeKB"
     assert row["image_pulled"] is True
-    assert row["prominence_retries"] == 0
+    assert row["server_retries"] == 0
     assert (
         row["walltime_share"] is None
         and "no runtime requested" in row["na_reasons"]["walltime_share"]

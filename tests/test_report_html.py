@@ -210,7 +210,7 @@ def test_peaks_say_where_they_come_from_and_memory_kills_are_counted():
         peak_memory_mib=700.0,
         peak_memory_source="maxResidentSetSizeKB",
         image_pulled=True,
-        prominence_retries=1,
+        server_retries=1,
     )
     cgroup = one_job(
         peak_memory_mib=900.0, peak_memory_source="maxMemoryUsageKB", image_pulled=False

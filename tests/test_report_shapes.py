@@ -105,7 +105,7 @@ def test_a_job_prominence_ran_three_times_has_no_queue_wait():
     job["events"] = {"createTime": 1000, "startTime": 4000, "endTime": 4400}  # the last run's
     rec = record_of(job)
     row = row_of(rec)
-    assert row["prominence_retries"] == 2
+    assert row["server_retries"] == 2
     assert row["queue_wait_s"] is None
     assert "ran the job 3 times" in row["na_reasons"]["queue_wait_s"]
     assert row["run_s"] == 300.0 and rec.held_s == 400.0  # the last run's figures
