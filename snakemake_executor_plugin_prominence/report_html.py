@@ -42,7 +42,8 @@ table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0; }
 th, td { border: 1px solid #e2e8f0; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
 th { background: #f7fafc; } td.num { text-align: right; white-space: nowrap; }
 .na { color: #718096; font-style: italic; } td.text { min-width: 8em; max-width: 30em; }
-td.suggestion { min-width: 20em; } .src { font-size: 0.85em; color: #4a5568; }
+td.suggestion { min-width: 20em; }
+.src { display: block; white-space: normal; min-width: 8em; font-size: 0.85em; color: #4a5568; }
 tr.failed td { background: #fff5f5; } tr.low td.eff { background: #fffbea; }
 .scroll { overflow-x: auto; }
 """

@@ -169,8 +169,8 @@ def suggest_mem_mb(records: Sequence[JobRecord]) -> MemoryAdvice:
     elif len(every) >= MIN_JOBS and gb_for(max(every)) == 1:
         gb = 1
         request = (
-            f"mem_mb=1024 (the minimum; asked {_show_gib(asked)} GiB; every peak, image pull "
-            f"included, at most {max(every):.0f} MiB +{MEMORY_MARGIN - 1:.0%})"
+            f"mem_mb=1024 (the minimum; asked {_show_gib(asked)} GiB; highest peak "
+            f"{max(every):.0f} MiB +{MEMORY_MARGIN - 1:.0%}, image pull included)"
         )
     elif len(every) >= MIN_JOBS:
         notes.append(

@@ -105,7 +105,7 @@ def peak_note(job: dict) -> str:
     words = [PEAK_SOURCES.get(str(source), str(source))] if source else []
     if job.get("image_pulled") is True:
         words.append(MAY_BE_PULL)
-    return f'<br><span class="src">{escape(" · ".join(words))}</span>' if words else ""
+    return f'<span class="src">{escape(" · ".join(words))}</span>' if words else ""
 
 
 def rule_peak_note(rule: dict, own: list[dict]) -> str:
@@ -115,7 +115,7 @@ def rule_peak_note(rule: dict, own: list[dict]) -> str:
     if not is_number(maybe) or not maybe:
         return ""
     of = f" of {measured}" if measured else ""
-    return f'<br><span class="src">{escape(f"{maybe:.0f}{of} {MAY_BE_PULL}")}</span>'
+    return f'<span class="src">{escape(f"{maybe:.0f}{of} {MAY_BE_PULL}")}</span>'
 
 
 def rules_table(rules: Sequence[dict], groups: dict[str, list[dict]], low_cpu: float | None) -> str:
@@ -215,7 +215,7 @@ def job_cell(job: dict, column: str, form: Callable[[float], str]) -> str:
     if column == "attempt" and is_number(job.get("server_retries")):
         runs = job["server_retries"] + 1
         if runs > 1:
-            cell += f'<br><span class="src">PROMINENCE ran it {runs:.0f} times</span>'
+            cell += f'<span class="src">PROMINENCE ran it {runs:.0f} times</span>'
     return cell
 
 
