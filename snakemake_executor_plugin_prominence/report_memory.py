@@ -111,13 +111,15 @@ class MemoryAdvice(NamedTuple):
     too_few: str | None
 
 
-def _peak_mib(rec: JobRecord) -> float | None:
+def peak_mib(rec: JobRecord) -> float | None:
+    """A job's peak in MiB, when a task of it ran."""
     if rec.tasks_run == 0 or rec.peak_memory_kib is None:
         return None
     return rec.peak_memory_kib / 1024
 
 
-def _show_gib(value: float | None) -> str:
+def show_amount(value: float | None) -> str:
+    """A requested amount as written in a suggestion: ``4``, ``1.5``, ``none``."""
     if value is None:
         return "none"
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
@@ -145,7 +147,7 @@ def suggest_mem_mb(records: Sequence[JobRecord]) -> MemoryAdvice:
     own: list[float] = []
     maybe_pull: list[float] = []
     for rec in ok:
-        peak = _peak_mib(rec)
+        peak = peak_mib(rec)
         if peak is not None:
             (own if rec.image_pulled is False else maybe_pull).append(peak)
     gb: int | None = None
@@ -157,7 +159,7 @@ def suggest_mem_mb(records: Sequence[JobRecord]) -> MemoryAdvice:
         gb = gb_for(max(own))
         source = f" of the {len(own)} jobs that did not pull their image" if maybe_pull else ""
         request = (
-            f"mem_mb={gb * 1024} (asked {_show_gib(asked)} GiB; peak{source} "
+            f"mem_mb={gb * 1024} (asked {show_amount(asked)} GiB; peak{source} "
             f"{max(own):.0f} MiB +{MEMORY_MARGIN - 1:.0%})"
         )
         higher = [peak for peak in maybe_pull if peak * MEMORY_MARGIN > gb * LIMIT_MIB_PER_GB]
@@ -169,7 +171,7 @@ def suggest_mem_mb(records: Sequence[JobRecord]) -> MemoryAdvice:
     elif len(every) >= MIN_JOBS and gb_for(max(every)) == 1:
         gb = 1
         request = (
-            f"mem_mb=1024 (the minimum; asked {_show_gib(asked)} GiB; highest peak "
+            f"mem_mb=1024 (the minimum; asked {show_amount(asked)} GiB; highest peak "
             f"{max(every):.0f} MiB +{MEMORY_MARGIN - 1:.0%}, image pull included)"
         )
     elif len(every) >= MIN_JOBS:
@@ -187,7 +189,7 @@ def suggest_mem_mb(records: Sequence[JobRecord]) -> MemoryAdvice:
         )
         why = (
             f"{len(kills)} job(s) killed by PROMINENCE for using more than the "
-            f"{_show_gib(killed_gb or None)} GiB they asked"
+            f"{show_amount(killed_gb or None)} GiB they asked"
         )
         if gb is not None and gb > killed_gb:
             notes.append(why)
@@ -195,7 +197,7 @@ def suggest_mem_mb(records: Sequence[JobRecord]) -> MemoryAdvice:
             gb = 2 * math.ceil(killed_gb)
             request = (
                 f"mem_mb={gb * 1024} at least ({why}; their peak is unknown, as PROMINENCE "
-                f"stopped them on the way up: ask for more than {_show_gib(killed_gb)} GiB, "
+                f"stopped them on the way up: ask for more than {show_amount(killed_gb)} GiB, "
                 "doubling is a first guess)"
             )
             notes = []

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from snakemake_executor_plugin_prominence import report_memory
+from snakemake_executor_plugin_prominence.report_memory import peak_mib, show_amount
 from snakemake_executor_plugin_prominence.report_rows import (
     DECIMALS,
     JobRecord,
@@ -89,12 +90,6 @@ def _cores_busy(rec: JobRecord) -> float | None:
     return rec.cpu_time_s / rec.run_s
 
 
-def _peak_mib(rec: JobRecord) -> float | None:
-    if rec.tasks_run == 0 or rec.peak_memory_kib is None:
-        return None
-    return rec.peak_memory_kib / 1024
-
-
 def _retried(rec: JobRecord) -> bool:
     """A Snakemake retry (attempt > 1) or a job PROMINENCE itself ran more than once."""
     return (rec.attempt or 1) > 1 or rec.prominence_retries > 0
@@ -136,7 +131,9 @@ def suggest(records: Sequence[JobRecord]) -> dict[str, Any]:
         threads = max(1, math.ceil(max(cores) - THREADS_SLACK))
         result["suggested_threads"] = threads
         was = _max_or_none(rec.requested_cpus for rec in ok)
-        parts.append(f"threads={threads} (asked {_show(was)}; at most {max(cores):.2f} cores busy)")
+        parts.append(
+            f"threads={threads} (asked {show_amount(was)}; at most {max(cores):.2f} cores busy)"
+        )
     memory = report_memory.suggest_mem_mb(records)
     result["suggested_mem_mb"] = memory.mem_mb
     if memory.request is not None:
@@ -150,7 +147,7 @@ def suggest(records: Sequence[JobRecord]) -> dict[str, Any]:
         result["suggested_runtime_min"] = minutes
         was = _max_or_none(rec.requested_walltime_min for rec in ok)
         parts.append(
-            f"runtime={minutes} (asked {_show(was)} min; longest {max(held):.0f} s "
+            f"runtime={minutes} (asked {show_amount(was)} min; longest {max(held):.0f} s "
             f"+{RUNTIME_MARGIN - 1:.0%})"
         )
     text = "request " + ", ".join(parts) if parts else "no suggestion"
@@ -165,12 +162,6 @@ def suggest(records: Sequence[JobRecord]) -> dict[str, Any]:
     return result
 
 
-def _show(value: float | None) -> str:
-    if value is None:
-        return "none"
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
 def rule_rows(records: Iterable[JobRecord]) -> list[dict[str, Any]]:
     """One row per rule (sorted by name), in :data:`RULE_COLUMNS` order."""
     by_rule: dict[str, list[JobRecord]] = defaultdict(list)
@@ -180,7 +171,7 @@ def rule_rows(records: Iterable[JobRecord]) -> list[dict[str, Any]]:
     for rule in sorted(by_rule):
         recs = by_rule[rule]
         efficiencies = [value for value in map(_efficiency, recs) if value is not None]
-        peaks = [value for value in map(_peak_mib, recs) if value is not None]
+        peaks = [value for value in map(peak_mib, recs) if value is not None]
         runs = [rec.run_s for rec in recs if rec.tasks_run and rec.run_s is not None]
         waits = _queue_waits(recs)
         rows.append(
@@ -201,7 +192,7 @@ def rule_rows(records: Iterable[JobRecord]) -> list[dict[str, Any]]:
                 "peak_memory_mib_median": rounded(_median(peaks)),
                 "peak_memory_mib_max": rounded(_max_or_none(peaks)),
                 "peak_memory_maybe_pull": sum(
-                    _peak_mib(rec) is not None and rec.image_pulled is not False for rec in recs
+                    peak_mib(rec) is not None and rec.image_pulled is not False for rec in recs
                 ),
                 "run_s_median": rounded(_median(runs)),
                 "run_s_max": rounded(_max_or_none(runs)),
