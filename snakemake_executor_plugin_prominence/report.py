@@ -234,9 +234,11 @@ def _share(part: float | None, whole: float | None) -> str:
 
 def summary_lines(summary: Mapping[str, Any], html: bool) -> list[str]:
     """The few lines the run ends with: jobs, core-hours, the most wasteful rules, the path."""
+    kills = summary.get("memory_kills") or 0
+    killed = f" ({kills} killed for using too much memory)" if kills else ""
     lines = [
         f"PROMINENCE run report: {summary['jobs']} job(s), {summary['ok']} ok, "
-        f"{summary['failed']} failed; core-hours used {summary['core_hours_used']:.3f} of "
+        f"{summary['failed']} failed{killed}; core-hours used {summary['core_hours_used']:.3f} of "
         f"{summary['core_hours_requested']:.3f} requested "
         f"({_share(summary['core_hours_used'], summary['core_hours_requested'])}), "
         f"{summary['core_hours_failed']:.3f} in failed jobs; "
@@ -279,7 +281,9 @@ def memory_notes(
     rules: Sequence[Mapping[str, Any]], jobs: Sequence[Mapping[str, Any]]
 ) -> list[str]:
     """Information (not a warning) for rules whose highest peak memory is under half of the
-    memory they asked for, when they asked for more than PROMINENCE's 1 GiB minimum."""
+    memory they asked for, when they asked for more than PROMINENCE's 1 GiB minimum and no job
+    of theirs was killed for its memory. A peak that may be the image pull's is an upper bound
+    of the rule's own, so the note holds for it too, and says so."""
     asked: dict[str, float] = {}
     for job in jobs:
         gib = job["requested_memory_gib"]
@@ -290,10 +294,15 @@ def memory_notes(
         peak, gib = rule["peak_memory_mib_max"], asked.get(rule["rule"], 0.0)
         if peak is None or gib <= 1 or peak >= gib * 1024 * MEMORY_NOTE_SHARE:
             continue
+        if rule.get("memory_kills"):
+            continue
         text = (
             f"Rule {rule['rule']} asked for {gib:g} GiB of memory and peaked at {peak:.0f} MiB "
             f"({peak / (gib * 1024):.0%})"
         )
+        maybe_pull = rule.get("peak_memory_maybe_pull") or 0
+        if maybe_pull:
+            text += f" or less ({maybe_pull} of its peaks may be the image pull's)"
         if rule["suggested_mem_mb"] is not None:
             text += f": mem_mb={rule['suggested_mem_mb']} would do"
         notes.append(text + ".")

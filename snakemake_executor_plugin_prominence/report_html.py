@@ -43,6 +43,7 @@ th, td { border: 1px solid #e2e8f0; padding: 0.25em 0.5em; text-align: left; ver
 th { background: #f7fafc; } td.num { text-align: right; white-space: nowrap; }
 .na { color: #718096; font-style: italic; } td.text { min-width: 8em; max-width: 30em; }
 td.suggestion { min-width: 20em; }
+.src { display: block; white-space: normal; min-width: 8em; font-size: 0.85em; color: #4a5568; }
 tr.failed td { background: #fff5f5; } tr.low td.eff { background: #fffbea; }
 .scroll { overflow-x: auto; }
 """
@@ -63,6 +64,7 @@ def cards(summary: dict) -> str:
             [
                 card("jobs", show(summary.get("jobs"))),
                 card("ok / failed", f"{show(summary.get('ok'))} / {show(summary.get('failed'))}"),
+                card("killed for using too much memory", show(summary.get("memory_kills"))),
                 card("core-hours requested", show(requested, lambda v: f"{v:.2f}")),
                 card("core-hours used", show(used, lambda v: f"{v:.2f}") + used_share),
                 card(
@@ -136,7 +138,9 @@ def boxplot_section(groups: dict[str, list[dict]], low_cpu: float | None) -> str
         "Each box spans the middle half of a rule's jobs (every attempt with a measured "
         "value), the line is the median, whiskers reach 1.5 box lengths, dots are outliers. "
         f"The dashed line is 100 % of what was requested;{threshold} "
-        "far below 100 % means the rule asks for more than it uses." + left_out
+        "far below 100 % means the rule asks for more than it uses. A job's peak memory is "
+        "that of its largest process, and of a job that pulled its image in that run it may "
+        "be the pull's (the tables below say which)." + left_out
     )
     figure = f'<figure class="plot" id="plot-shares">{svg}<figcaption>{caption}</figcaption>'
     return f"{figure}</figure>{listed}"

@@ -9,7 +9,14 @@ The Snakemake identity (rule or group, wildcards, job id, attempt) comes from th
 which ``runinfo.job_labels`` sets at submission: the rebuild command, which has nothing but
 PROMINENCE, finds exactly the same identity, so both write the same rows.
 
-A figure PROMINENCE did not report is ``None`` with a short reason in ``na_reasons``, never 0.
+A figure PROMINENCE did not report is ``None`` with a short reason in ``na_reasons``, never 0;
+a figure the server leaves out because it is 0 (``stageInTime``/``stageOutTime`` appear only
+above 0, ``imagePullTime`` only when the pull ran) is 0 once the worker reported its results.
+
+The events are the server's: ``startTime`` is the start of the job's *last* run (HTCondor's
+``JobCurrentStartDate``), a job HTCondor re-runs is ``idle`` again in between (possibly with
+an ``endTime`` of the earlier run), and a job deleted before it started has no ``endTime``.
+The usage figures of a job PROMINENCE ran more than once are its last run's.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from snakemake_executor_plugin_prominence import runinfo
+from snakemake_executor_plugin_prominence import report_memory, runinfo
 from snakemake_executor_plugin_prominence.tracking import exit_codes, verdict
 
 #: the columns of jobs.tsv, in order (jobs.jsonl has the same keys plus ``na_reasons``)
@@ -30,6 +37,7 @@ JOB_COLUMNS = (
     "snakemake_jobid",
     "attempt",
     "prominence_id",
+    "server_retries",
     "status",
     "exit_code",
     "reason",
@@ -53,18 +61,25 @@ JOB_COLUMNS = (
     "cpu_efficiency",
     "cpu_efficiency_provisioned",
     "peak_memory_mib",
+    "peak_memory_source",
+    "image_pulled",
     "memory_share",
     "walltime_share",
 )
 #: decimals kept of every float (the same in the TSV and the JSON lines)
 DECIMALS = 4
+#: statuses of a job that has not finished (PROMINENCE may still run it, or run it again)
+UNFINISHED = frozenset({"idle", "pending", "waiting", "deploying", "running"})
 
 
 class JobRecord(NamedTuple):
     """What the report keeps of one finished PROMINENCE job (raw figures; None: not reported).
 
     ``ok`` is the plugin's verdict (completed, every exit code 0); ``tasks_run`` counts the
-    tasks that report usage, which tells "never ran" from "ran, but this figure is missing".
+    tasks that report usage, which tells "never ran" from "ran, but this figure is missing";
+    ``worker_reported`` says the worker's results were read (``execution.tasks``), so a stage
+    or pull time it leaves out is 0. ``peak_memory_source`` is the server's key the peak comes
+    from, ``image_pulled`` whether the job pulled its image in that run (None: not reported).
     The run keeps it as a plain tuple (see ``report.RunReport``), which the garbage collector
     stops tracking: ten thousand of them cost the run's collections nothing.
     """
@@ -95,7 +110,10 @@ class JobRecord(NamedTuple):
     run_s: float | None
     cpu_time_s: float | None
     peak_memory_kib: float | None
+    peak_memory_source: str | None
+    image_pulled: bool | None
     tasks_run: int
+    worker_reported: bool
     prominence_retries: int
 
     @property
@@ -126,15 +144,33 @@ def _text(value: Any) -> str | None:
     return sys.intern(str(value)) if value not in (None, "") else None
 
 
-def _sum(tasks: list[Mapping[str, Any]], key: str, cached_as_zero: bool = False) -> float | None:
+def _sum(tasks: list[Mapping[str, Any]], key: str) -> float | None:
     """The sum of a per-task figure over the tasks that report it (None: none does)."""
-    values = []
-    for task in tasks:
-        value = _number(task.get(key))
-        if value is None:
-            continue
-        values.append(0.0 if cached_as_zero and value < 0 else value)
+    values = [value for value in (_number(task.get(key)) for task in tasks) if value is not None]
     return sum(values) if values else None
+
+
+def _image_pull_s(tasks: list[Mapping[str, Any]]) -> float | None:
+    """The tasks' image pull time: the worker writes ``imagePullTime`` only when its pull step
+    ran (an older emulator wrote -1 for a cached image), so a task that tells its pull status
+    without a time pulled nothing: 0. None when no task says anything about its image."""
+    total, known = 0.0, False
+    for task in tasks:
+        pull_time = _number(task.get("imagePullTime"))
+        if pull_time is None and task.get("imagePullStatus") is None:
+            continue
+        known = True
+        total += max(0.0, pull_time or 0.0)
+    return total if known else None
+
+
+def _stage_s(execution: Mapping[str, Any], key: str, worker_reported: bool) -> float | None:
+    """A stage time: the server writes it only when above 0, so once the worker's results
+    were read, a missing one is 0."""
+    value = _number(execution.get(key))
+    if value is None and worker_reported:
+        return 0.0
+    return value
 
 
 NO_RULE_LABEL = "not a Snakemake job of this plugin (no snakemakerule label)"
@@ -174,12 +210,10 @@ def record_of(detail: Mapping[str, Any], success: bool | None = None) -> JobReco
     execution = detail.get("execution") or {}
     provisioned = execution.get("provisionedResources") or {}
     tasks = [task for task in execution.get("tasks") or [] if isinstance(task, Mapping)]
+    worker_reported = bool(tasks)
     ran = [task for task in tasks if _number(task.get("wallTimeUsage")) is not None]
     codes = [code for code in exit_codes(detail) if code is not None]
-    peaks = [_number(task.get("maxResidentSetSizeKB")) for task in ran]
-    peaks = [peak for peak in peaks if peak is not None]
-    if not peaks and _number(execution.get("maxMemoryUsageKB")) is not None:
-        peaks = [float(execution["maxMemoryUsageKB"])]
+    peak_kib, peak_source = report_memory.peak_kib(ran, execution)
     cpu = execution.get("cpu") or {}
     return JobRecord(
         prominence_id=int(detail["id"]),
@@ -202,13 +236,16 @@ def record_of(detail: Mapping[str, Any], success: bool | None = None) -> JobReco
         created=_integer(events.get("createTime")),
         started=_integer(events.get("startTime")),
         ended=_integer(events.get("endTime")),
-        image_pull_s=_sum(tasks, "imagePullTime", cached_as_zero=True),
-        stage_in_s=_number(execution.get("stageInTime")),
-        stage_out_s=_number(execution.get("stageOutTime")),
+        image_pull_s=_image_pull_s(tasks),
+        stage_in_s=_stage_s(execution, "stageInTime", worker_reported),
+        stage_out_s=_stage_s(execution, "stageOutTime", worker_reported),
         run_s=_sum(ran, "wallTimeUsage"),
         cpu_time_s=_sum(ran, "cpuTimeUsage"),
-        peak_memory_kib=max(peaks) if peaks else None,
+        peak_memory_kib=peak_kib,
+        peak_memory_source=peak_source,
+        image_pulled=report_memory.image_pulled(tasks),
         tasks_run=len(ran),
+        worker_reported=worker_reported,
         prominence_retries=_integer(execution.get("retries")) or 0,
     )
 
@@ -231,10 +268,51 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
+def not_run_reason(rec: JobRecord) -> str:
+    """Why a job has no usage figures."""
+    if rec.started is None:
+        return "not started when read" if rec.status in UNFINISHED else "the job never started"
+    if not rec.worker_reported:
+        if rec.status in UNFINISHED:
+            return "not finished when read"
+        return "the worker reported no task results"
+    return "no task ran"
+
+
+def queue_wait(rec: JobRecord) -> tuple[float | None, str | None]:
+    """``(seconds from creation to start, None)`` or ``(None, why not)``.
+
+    ``startTime`` is the start of the last run: for a job PROMINENCE ran more than once, or
+    one queued again after a run, start - creation is no queue wait (it holds the earlier
+    runs), and nothing in the job tells the first start."""
+    if rec.started is None:
+        return None, not_run_reason(rec)
+    if rec.created is None:
+        return None, "not reported by PROMINENCE"
+    if rec.prominence_retries > 0:
+        return None, (
+            f"PROMINENCE ran the job {rec.prominence_retries + 1} times and gives only the last "
+            "run's start: start - creation would include the earlier runs"
+        )
+    if rec.status in UNFINISHED and rec.status != "running":
+        return None, (
+            "queued again after an earlier run (HTCondor re-runs it); its start is that run's"
+        )
+    return float(max(0, rec.started - rec.created)), None
+
+
+def _end_reason(rec: JobRecord) -> str:
+    if rec.status in UNFINISHED:
+        return "not finished when read"
+    if rec.started is None:
+        return "PROMINENCE gives no end time to a job that never started"
+    return "not reported by PROMINENCE"
+
+
 def row_of(rec: JobRecord) -> dict[str, Any]:
     """The job's row (a dict in :data:`JOB_COLUMNS` order plus ``na_reasons``)."""
     na: dict[str, str] = {}
-    never_ran = "the job never started" if rec.started is None else "no task ran"
+    not_run = not_run_reason(rec)
     wildcards, wildcards_na = wildcards_of(rec)
     if rec.rule is None:
         na["rule"] = NO_RULE_LABEL
@@ -244,40 +322,43 @@ def row_of(rec: JobRecord) -> dict[str, Any]:
         na["requested_walltime_min"] = "no runtime requested (PROMINENCE's default limit applies)"
     run_s, cpu_time_s, peak_kib = rec.run_s, rec.cpu_time_s, rec.peak_memory_kib
     if rec.tasks_run == 0:
-        for column in ("run_s", "cpu_time_s", "peak_memory_mib", "image_pull_s"):
-            na[column] = never_ran
+        for column in ("run_s", "cpu_time_s", "peak_memory_mib"):
+            na[column] = not_run
         run_s = cpu_time_s = peak_kib = None
     else:
         if cpu_time_s is None:
             na["cpu_time_s"] = "the site reports no CPU time"
         if peak_kib is None:
             na["peak_memory_mib"] = "the site reports no memory figures"
-        if rec.image_pull_s is None:
-            na["image_pull_s"] = "the site reports no image pull time"
+    if peak_kib is None:
+        na["peak_memory_source"] = na["peak_memory_mib"]
+    if rec.image_pull_s is None:
+        pull_na = "the site reports no image pull figures" if rec.worker_reported else not_run
+        na["image_pull_s"] = na["image_pulled"] = pull_na
     if rec.started is None:
         for column in ("site", "cpu_model", "provisioned_cpus", "provisioned_memory_gib"):
-            na[column] = never_ran
-        for column in ("started_at", "queue_wait_s", "stage_in_s", "stage_out_s"):
-            na[column] = never_ran
+            na[column] = not_run
+        for column in ("started_at", "stage_in_s", "stage_out_s"):
+            na[column] = not_run
     else:
         for column, value in (
             ("site", rec.site),
             ("cpu_model", rec.cpu_model),
             ("provisioned_cpus", rec.provisioned_cpus),
-            ("stage_in_s", rec.stage_in_s),
-            ("stage_out_s", rec.stage_out_s),
+            ("provisioned_memory_gib", rec.provisioned_memory_gib),
         ):
             if value is None:
                 na[column] = "not reported by PROMINENCE"
-        if rec.provisioned_memory_gib is None:
-            na["provisioned_memory_gib"] = "not reported by PROMINENCE"
+        for column, value in (("stage_in_s", rec.stage_in_s), ("stage_out_s", rec.stage_out_s)):
+            if value is None:  # the worker's results were not read: it reported none
+                na[column] = not_run
     if rec.ended is None:
-        na["ended_at"] = "not finished when read"
+        na["ended_at"] = _end_reason(rec)
     if rec.exit_code is None:
         na["exit_code"] = "no task reported an exit code"
-    queue_wait = None
-    if rec.started is not None and rec.created is not None:
-        queue_wait = float(max(0, rec.started - rec.created))
+    wait, wait_na = queue_wait(rec)
+    if wait_na is not None:
+        na["queue_wait_s"] = wait_na
     efficiency = provisioned_efficiency = memory_share = walltime_share = None
     if cpu_time_s is None:
         na["cpu_efficiency"] = na["cpu_efficiency_provisioned"] = na["cpu_time_s"]
@@ -303,6 +384,7 @@ def row_of(rec: JobRecord) -> dict[str, Any]:
         "snakemake_jobid": rec.snakemake_jobid,
         "attempt": rec.attempt,
         "prominence_id": rec.prominence_id,
+        "server_retries": rec.prominence_retries,
         "status": rec.status,
         "exit_code": rec.exit_code,
         "reason": rec.reason,
@@ -317,8 +399,8 @@ def row_of(rec: JobRecord) -> dict[str, Any]:
         "created_at": iso(rec.created),
         "started_at": iso(rec.started),
         "ended_at": iso(rec.ended),
-        "queue_wait_s": queue_wait,
-        "image_pull_s": rounded(rec.image_pull_s) if rec.tasks_run else None,
+        "queue_wait_s": wait,
+        "image_pull_s": rounded(rec.image_pull_s),
         "stage_in_s": rounded(rec.stage_in_s),
         "run_s": rounded(run_s),
         "stage_out_s": rounded(rec.stage_out_s),
@@ -326,6 +408,8 @@ def row_of(rec: JobRecord) -> dict[str, Any]:
         "cpu_efficiency": rounded(efficiency),
         "cpu_efficiency_provisioned": rounded(provisioned_efficiency),
         "peak_memory_mib": rounded(peak_mib),
+        "peak_memory_source": rec.peak_memory_source if peak_kib is not None else None,
+        "image_pulled": rec.image_pulled,
         "memory_share": rounded(memory_share),
         "walltime_share": rounded(walltime_share),
     }

@@ -7,13 +7,16 @@ largest value observed (see ``docs/further.md``, "Run report"):
 
 - ``threads``: the most cores a job kept busy (CPU time / run time), rounded up to whole cores
   after ignoring :data:`THREADS_SLACK` of a core, at least 1;
-- ``mem_mb``: the highest peak memory times :data:`MEMORY_MARGIN`, rounded up to whole GiB (what
-  PROMINENCE allocates), written in MB so that the plugin asks for exactly those GiB;
+- ``mem_mb``: the highest peak memory times ``MEMORY_MARGIN``, rounded up to whole GB against
+  HTCondor's 1000 MiB per GB, written in MB (GB x 1024) so that the plugin asks for exactly
+  those GB; only from peaks that are the rule's own, or when even a peak that may be the image
+  pull's fits the 1 GB minimum; more than asked after a memory kill (:mod:`report_memory`);
 - ``runtime`` (minutes): the longest time PROMINENCE held a job (start to end: image pull,
   stage-in, tasks, stage-out) times :data:`RUNTIME_MARGIN`, rounded up to whole minutes.
 
 Core-hours requested are the requested cpus times the time PROMINENCE held the job (start to
-end); core-hours used are the CPU time the tasks reported.
+end); core-hours used are the CPU time the tasks reported. For a job PROMINENCE ran more than
+once both are its last run's (the server keeps no other); queue waits leave such jobs out.
 """
 
 from __future__ import annotations
@@ -24,7 +27,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from snakemake_executor_plugin_prominence.report_rows import DECIMALS, JobRecord, iso, rounded
+from snakemake_executor_plugin_prominence import report_memory
+from snakemake_executor_plugin_prominence.report_memory import peak_mib, show_amount
+from snakemake_executor_plugin_prominence.report_rows import (
+    DECIMALS,
+    JobRecord,
+    iso,
+    queue_wait,
+    rounded,
+)
 
 RULE_COLUMNS = (
     "rule",
@@ -32,6 +43,7 @@ RULE_COLUMNS = (
     "ok",
     "failed",
     "retried",
+    "memory_kills",
     "core_hours_requested",
     "core_hours_used",
     "core_hours_failed",
@@ -39,6 +51,7 @@ RULE_COLUMNS = (
     "cpu_efficiency_max",
     "peak_memory_mib_median",
     "peak_memory_mib_max",
+    "peak_memory_maybe_pull",
     "run_s_median",
     "run_s_max",
     "queue_wait_s_mean",
@@ -48,9 +61,9 @@ RULE_COLUMNS = (
     "suggestion",
 )
 
-MIN_JOBS_FOR_SUGGESTION = 3
+MIN_JOBS_FOR_SUGGESTION = report_memory.MIN_JOBS
 THREADS_SLACK = 0.1
-MEMORY_MARGIN = 1.2
+MEMORY_MARGIN = report_memory.MEMORY_MARGIN
 RUNTIME_MARGIN = 1.5
 #: the rule name of jobs whose identity PROMINENCE could not give back
 UNKNOWN_RULE = "NA"
@@ -77,15 +90,17 @@ def _cores_busy(rec: JobRecord) -> float | None:
     return rec.cpu_time_s / rec.run_s
 
 
-def _peak_mib(rec: JobRecord) -> float | None:
-    if rec.tasks_run == 0 or rec.peak_memory_kib is None:
-        return None
-    return rec.peak_memory_kib / 1024
-
-
 def _retried(rec: JobRecord) -> bool:
     """A Snakemake retry (attempt > 1) or a job PROMINENCE itself ran more than once."""
     return (rec.attempt or 1) > 1 or rec.prominence_retries > 0
+
+
+def memory_killed(rec: JobRecord) -> bool:
+    return report_memory.is_memory_kill(rec.status, rec.reason)
+
+
+def _queue_waits(records: Iterable[JobRecord]) -> list[float]:
+    return [wait for wait, _ in map(queue_wait, records) if wait is not None]
 
 
 def _max_or_none(values: Iterable[float | int | None]) -> float | None:
@@ -116,37 +131,35 @@ def suggest(records: Sequence[JobRecord]) -> dict[str, Any]:
         threads = max(1, math.ceil(max(cores) - THREADS_SLACK))
         result["suggested_threads"] = threads
         was = _max_or_none(rec.requested_cpus for rec in ok)
-        parts.append(f"threads={threads} (asked {_show(was)}; at most {max(cores):.2f} cores busy)")
-    peaks = [value for value in map(_peak_mib, ok) if value is not None]
-    if enough(peaks, "peak memory"):
-        gib = max(1, math.ceil(max(peaks) * MEMORY_MARGIN / 1024))
-        result["suggested_mem_mb"] = gib * 1024
-        was = _max_or_none(rec.requested_memory_gib for rec in ok)
         parts.append(
-            f"mem_mb={gib * 1024} (asked {_show(was)} GiB; peak {max(peaks):.0f} MiB "
-            f"+{MEMORY_MARGIN - 1:.0%})"
+            f"threads={threads} (asked {show_amount(was)}; at most {max(cores):.2f} cores busy)"
         )
+    memory = report_memory.suggest_mem_mb(records)
+    result["suggested_mem_mb"] = memory.mem_mb
+    if memory.request is not None:
+        parts.append(memory.request)
+    notes = list(memory.notes)
+    if memory.too_few is not None:
+        missing.append(memory.too_few)
     held = [value for value in (rec.held_s for rec in ok) if value is not None]
     if enough(held, "run time"):
         minutes = max(1, math.ceil(max(held) * RUNTIME_MARGIN / 60))
         result["suggested_runtime_min"] = minutes
         was = _max_or_none(rec.requested_walltime_min for rec in ok)
         parts.append(
-            f"runtime={minutes} (asked {_show(was)} min; longest {max(held):.0f} s "
+            f"runtime={minutes} (asked {show_amount(was)} min; longest {max(held):.0f} s "
             f"+{RUNTIME_MARGIN - 1:.0%})"
         )
     text = "request " + ", ".join(parts) if parts else "no suggestion"
+    said = bool(parts)
+    if notes:
+        text += ("; " if said else ": ") + "; ".join(notes)
+        said = True
     if missing:
-        text += f"{'; ' if parts else ': '}too few for " + ", ".join(missing)
+        text += ("; " if said else ": ") + "too few for " + ", ".join(missing)
         text += f" (need {MIN_JOBS_FOR_SUGGESTION})"
     result["suggestion"] = text
     return result
-
-
-def _show(value: float | None) -> str:
-    if value is None:
-        return "none"
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def rule_rows(records: Iterable[JobRecord]) -> list[dict[str, Any]]:
@@ -158,22 +171,17 @@ def rule_rows(records: Iterable[JobRecord]) -> list[dict[str, Any]]:
     for rule in sorted(by_rule):
         recs = by_rule[rule]
         efficiencies = [value for value in map(_efficiency, recs) if value is not None]
-        peaks = [value for value in map(_peak_mib, recs) if value is not None]
+        peaks = [value for value in map(peak_mib, recs) if value is not None]
         runs = [rec.run_s for rec in recs if rec.tasks_run and rec.run_s is not None]
-        waits = [
-            float(rec.started - rec.created)
-            for rec in recs
-            if rec.started is not None and rec.created is not None
-        ]
+        waits = _queue_waits(recs)
         rows.append(
             {
                 "rule": rule,
                 "jobs": len(recs),
                 "ok": sum(rec.ok for rec in recs),
                 "failed": sum(not rec.ok for rec in recs),
-                "retried": sum(
-                    (rec.attempt or 1) > 1 or rec.prominence_retries > 0 for rec in recs
-                ),
+                "retried": sum(map(_retried, recs)),
+                "memory_kills": sum(map(memory_killed, recs)),
                 "core_hours_requested": rounded(sum(map(_requested_core_hours, recs))),
                 "core_hours_used": rounded(sum((rec.cpu_time_s or 0.0) for rec in recs) / 3600),
                 "core_hours_failed": rounded(
@@ -183,6 +191,9 @@ def rule_rows(records: Iterable[JobRecord]) -> list[dict[str, Any]]:
                 "cpu_efficiency_max": rounded(_max_or_none(efficiencies)),
                 "peak_memory_mib_median": rounded(_median(peaks)),
                 "peak_memory_mib_max": rounded(_max_or_none(peaks)),
+                "peak_memory_maybe_pull": sum(
+                    peak_mib(rec) is not None and rec.image_pulled is not False for rec in recs
+                ),
                 "run_s_median": rounded(_median(runs)),
                 "run_s_max": rounded(_max_or_none(runs)),
                 "queue_wait_s_mean": rounded(statistics.fmean(waits) if waits else None),
@@ -204,11 +215,7 @@ def summary(
     ended = [rec.ended for rec in records if rec.ended is not None]
     requested = sum(map(_requested_core_hours, records))
     used = sum((rec.cpu_time_s or 0.0) for rec in records) / 3600
-    waits = [
-        rec.started - rec.created
-        for rec in records
-        if rec.started is not None and rec.created is not None
-    ]
+    waits = _queue_waits(records)
     waste = sorted(
         (
             (round(row["core_hours_requested"] - row["core_hours_used"], DECIMALS), row["rule"])
@@ -223,6 +230,7 @@ def summary(
         "jobs": len(records),
         "ok": sum(rec.ok for rec in records),
         "failed": sum(not rec.ok for rec in records),
+        "memory_kills": sum(map(memory_killed, records)),
         "core_hours_requested": rounded(requested),
         "core_hours_used": rounded(used),
         "core_hours_failed": rounded(sum(_requested_core_hours(r) for r in records if not r.ok)),

@@ -93,10 +93,35 @@ def pair(values: Sequence[str]) -> str:
     return " / ".join(values)
 
 
+PEAK_SOURCES = {"maxResidentSetSizeKB": "task RSS", "maxMemoryUsageKB": "job cgroup"}
+MAY_BE_PULL = "may be the image pull's"
+
+
+def peak_note(job: dict) -> str:
+    """Where a job's peak memory comes from, and whether it may be its image pull's."""
+    if job.get("peak_memory_mib") is None:
+        return ""
+    source = job.get("peak_memory_source")
+    words = [PEAK_SOURCES.get(str(source), str(source))] if source else []
+    if job.get("image_pulled") is True:
+        words.append(MAY_BE_PULL)
+    return f'<span class="src">{escape(" · ".join(words))}</span>' if words else ""
+
+
+def rule_peak_note(rule: dict, own: list[dict]) -> str:
+    """How many of a rule's peaks may be the image pull's."""
+    maybe = rule.get("peak_memory_maybe_pull")
+    measured = sum(1 for job in own if job.get("peak_memory_mib") is not None)
+    if not is_number(maybe) or not maybe:
+        return ""
+    of = f" of {measured}" if measured else ""
+    return f'<span class="src">{escape(f"{maybe:.0f}{of} {MAY_BE_PULL}")}</span>'
+
+
 def rules_table(rules: Sequence[dict], groups: dict[str, list[dict]], low_cpu: float | None) -> str:
     headers = [
         "rule",
-        "jobs (ok / failed / retried)",
+        "jobs (ok / failed / retried / killed for memory)",
         "core-h requested / used / failed",
         "CPU eff. median / max",
         "peak mem MiB median / max",
@@ -125,7 +150,10 @@ def rules_table(rules: Sequence[dict], groups: dict[str, list[dict]], low_cpu: f
         cells = "".join(
             [
                 td(escape(name), "rule"),
-                td(f"{show(rule.get('jobs'))} ({both(('ok', 'failed', 'retried'), number)})"),
+                td(
+                    f"{show(rule.get('jobs'))} "
+                    f"({both(('ok', 'failed', 'retried', 'memory_kills'), number)})"
+                ),
                 td(both(("core_hours_requested", "core_hours_used", "core_hours_failed"), hours)),
                 td(
                     both(
@@ -141,6 +169,7 @@ def rules_table(rules: Sequence[dict], groups: dict[str, list[dict]], low_cpu: f
                         number,
                         reason("peak_memory_mib"),
                     )
+                    + rule_peak_note(rule, own)
                 ),
                 td(both(("run_s_median", "run_s_max"), duration, reason("run_s"))),
                 td(show(rule.get("queue_wait_s_mean"), duration, reason("queue_wait_s"))),
@@ -178,6 +207,18 @@ def requested(job: dict) -> str:
     )
 
 
+def job_cell(job: dict, column: str, form: Callable[[float], str]) -> str:
+    """One figure of a job, with what qualifies it: the peak's source, PROMINENCE's re-runs."""
+    cell = show(job.get(column), form, job_reason(job, column))
+    if column == "peak_memory_mib":
+        cell += peak_note(job)
+    if column == "attempt" and is_number(job.get("server_retries")):
+        runs = job["server_retries"] + 1
+        if runs > 1:
+            cell += f'<span class="src">PROMINENCE ran it {runs:.0f} times</span>'
+    return cell
+
+
 def job_failed(job: dict) -> bool:
     return not (job.get("status") == "completed" and job.get("exit_code") in (0, None))
 
@@ -206,7 +247,7 @@ def jobs_table(jobs: Sequence[dict]) -> str:
                 td(escape(job.get("status")), "text"),
                 td(escape(job.get("reason") or ""), "text"),
                 td(requested(job)),
-                *(td(show(job.get(k), form, job_reason(job, k))) for k, _, form in JOB_COLUMNS),
+                *(td(job_cell(job, k, form)) for k, _, form in JOB_COLUMNS),
             ]
         )
         rows.append(("failed" if job_failed(job) else "", cells))

@@ -2,7 +2,8 @@
 
 Deterministic (seeded) and realistic: several rules with distinct behaviour (one burns its cpus,
 one sleeps, one over-asks for memory), a group job, failed attempts that were retried, a site
-that reports no memory figures (None with a reason), jobs that never started, and strings that
+that reports no memory figures (None with a reason), jobs that never started, jobs killed for
+their memory, a job PROMINENCE ran twice, peaks that may be the image pull's, and strings that
 need escaping in wildcards, reasons and a rule name with a `$` (`tricky=False` leaves those out,
 for a picture of the page: `python -m tests.report_data report.html` writes one).
 """
@@ -17,6 +18,8 @@ START = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 NO_MEMORY_SITE = "cloud-b"
 NO_MEMORY_REASON = "site reports no memory figures"
 EVIL_REASON = 'Walltime limit exceeded <b>&</b> "killed"'
+MEMORY_KILL_REASON = "Job used too much memory"
+RERUN_REASON = "PROMINENCE ran the job 2 times and gives only the last run's start"
 REF = {True: "<hg38&x>", False: "hg38"}
 
 # rule: (count, cpus, memory GiB, walltime min, cpu use per requested cpu, peak MiB, run s)
@@ -45,15 +48,17 @@ def job_row(
     cpu_time = run * cpus * min(use * rng.uniform(0.8, 1.1), 1.0)
     na_reasons: dict[str, str] = {}
     peak = peak_mib * rng.uniform(0.7, 1.2)
+    pull = rng.choice([0.0, 0.0, 12.5])
     if site == NO_MEMORY_SITE:
         peak = None
-        na_reasons["peak_memory_mib"] = NO_MEMORY_REASON
+        na_reasons["peak_memory_mib"] = na_reasons["peak_memory_source"] = NO_MEMORY_REASON
     row = {
         "rule": rule,
         "wildcards": "" if rule.startswith("group:") else f"sample=S{index:04d},ref={REF[tricky]}",
         "snakemake_jobid": index,
         "attempt": attempt,
         "prominence_id": 1000 + index * 3 + attempt,
+        "server_retries": 0,
         "status": "failed" if fails else "completed",
         "exit_code": 1 if fails else 0,
         "reason": (EVIL_REASON if tricky else "Walltime limit exceeded") if fails else "",
@@ -69,7 +74,7 @@ def job_row(
         "started_at": iso(started),
         "ended_at": iso(ended),
         "queue_wait_s": wait,
-        "image_pull_s": rng.choice([0.0, 0.0, 12.5]),
+        "image_pull_s": pull,
         "stage_in_s": 2.0,
         "run_s": run,
         "stage_out_s": 1.5,
@@ -77,6 +82,8 @@ def job_row(
         "cpu_efficiency": cpu_time / (run * cpus),
         "cpu_efficiency_provisioned": cpu_time / (run * cpus),
         "peak_memory_mib": peak,
+        "peak_memory_source": None if peak is None else "maxResidentSetSizeKB",
+        "image_pulled": pull > 0,
         "memory_share": None if peak is None else peak / (mem_gib * 1024),
         "walltime_share": run / (wall_min * 60),
         "na_reasons": na_reasons,
@@ -110,6 +117,37 @@ def never_started(rng: random.Random, index: int, tricky: bool = True) -> dict:
     return row
 
 
+def memory_killed(rng: random.Random, index: int, tricky: bool = True) -> dict:
+    """A job PROMINENCE held for its memory and removed: no task results."""
+    row = job_row(rng, "call$variants", index, 1, fails=True, tricky=tricky)
+    row.update(
+        status="killed",
+        exit_code=None,
+        reason=MEMORY_KILL_REASON,
+        run_s=None,
+        cpu_time_s=None,
+        cpu_efficiency=None,
+        cpu_efficiency_provisioned=None,
+        peak_memory_mib=None,
+        peak_memory_source=None,
+        memory_share=None,
+        walltime_share=None,
+    )
+    gone = "the worker reported no task results"
+    row["na_reasons"] = dict.fromkeys(
+        ("exit_code", "run_s", "cpu_time_s", "peak_memory_mib", "peak_memory_source"), gone
+    )
+    return row
+
+
+def rerun(rng: random.Random, index: int, tricky: bool = True) -> dict:
+    """A job PROMINENCE ran twice: its figures are the last run's, there is no queue wait."""
+    row = job_row(rng, "bwa_map", index, 1, fails=False, tricky=tricky)
+    row.update(server_retries=1, queue_wait_s=None)
+    row["na_reasons"]["queue_wait_s"] = RERUN_REASON
+    return row
+
+
 def make_jobs(seed: int = 13, tricky: bool = True) -> list[dict]:
     rng = random.Random(seed)
     jobs, index = [], 0
@@ -117,14 +155,23 @@ def make_jobs(seed: int = 13, tricky: bool = True) -> list[dict]:
         for _ in range(count):
             index += 1
             fails = index % 23 == 0
-            name = rule if tricky else rule.replace("$", "_")
+            name = name_of(rule, tricky)
             jobs.append(job_row(rng, rule, index, 1, fails, tricky) | {"rule": name})
             if fails:
                 jobs.append(job_row(rng, rule, index, 2, False, tricky) | {"rule": name})
     for _ in range(3):
         index += 1
         jobs.append(never_started(rng, index, tricky))
+    for _ in range(2):
+        index += 1
+        jobs.append(memory_killed(rng, index, tricky) | {"rule": name_of("call$variants", tricky)})
+    index += 1
+    jobs.append(rerun(rng, index, tricky))
     return jobs
+
+
+def name_of(rule: str, tricky: bool) -> str:
+    return rule if tricky else rule.replace("$", "_")
 
 
 def median(values: list[float]) -> float | None:
@@ -163,7 +210,8 @@ def make_rules(jobs: list[dict], tricky: bool = True) -> list[dict]:
                 "jobs": len(own),
                 "ok": len(ok),
                 "failed": len(own) - len(ok),
-                "retried": sum(1 for j in own if j["attempt"] > 1),
+                "retried": sum(1 for j in own if j["attempt"] > 1 or j["server_retries"]),
+                "memory_kills": sum(1 for j in own if j["reason"] == MEMORY_KILL_REASON),
                 "core_hours_requested": sum(hours(j) for j in own),
                 "core_hours_used": sum((j["cpu_time_s"] or 0) / 3600 for j in own),
                 "core_hours_failed": sum(hours(j) for j in own if j not in ok),
@@ -171,6 +219,9 @@ def make_rules(jobs: list[dict], tricky: bool = True) -> list[dict]:
                 "cpu_efficiency_max": max(eff, default=None),
                 "peak_memory_mib_median": median(mem),
                 "peak_memory_mib_max": max(mem, default=None),
+                "peak_memory_maybe_pull": sum(
+                    1 for j in own if j["peak_memory_mib"] is not None and j["image_pulled"]
+                ),
                 "run_s_median": median(run),
                 "run_s_max": max(run, default=None),
                 "queue_wait_s_mean": statistics.fmean(values("queue_wait_s")),
@@ -198,6 +249,7 @@ def make_summary(jobs: list[dict], rules: list[dict]) -> dict:
         "jobs": len(jobs),
         "ok": sum(r["ok"] for r in rules),
         "failed": sum(r["failed"] for r in rules),
+        "memory_kills": sum(r["memory_kills"] for r in rules),
         "core_hours_requested": requested,
         "core_hours_used": used,
         "core_hours_failed": sum(r["core_hours_failed"] for r in rules),

@@ -54,11 +54,21 @@ def detail(
     memory: int = 8,
     held: int = 120,
     exit_code: int = 0,
+    pulled: bool = True,
     **labels: str,
 ) -> dict:
-    """A finished job of this plugin as the emulator / server details it."""
-    task = {"exitCode": exit_code, "wallTimeUsage": wall, "cpuTimeUsage": cpu,
-            "imagePullStatus": "cached", "imagePullTime": -1}  # fmt: skip
+    """A finished job of this plugin as the server details it (list_jobs.py, promlet.py).
+
+    ``pulled``: the task ran its image pull step (``imagePullStatus: completed`` with an
+    ``imagePullTime``, as the worker reports every first task of a job); False gives a task
+    reported ``cached`` without a pull time, as the worker reports a task whose image an
+    earlier task pulled, here for a job whose pull did not run at all (no server job has that
+    shape: it stands for a site or emulator that finds the image cached)."""
+    task = {"exitCode": exit_code, "wallTimeUsage": wall, "cpuTimeUsage": cpu, "retries": 0}
+    if pulled:
+        task.update(imagePullStatus="completed", imagePullTime=12.5, imageSha256="ab" * 32)
+    else:
+        task.update(imagePullStatus="cached")
     if rss_kb is not None:
         task["maxResidentSetSizeKB"] = rss_kb
     return {
@@ -76,6 +86,7 @@ def detail(
             "site": "Site-A",
             "cpu": {"vendor": "V", "model": "M", "clock": "1"},
             "provisionedResources": {"cpus": cpus, "memory": memory, "disk": 10, "nodes": 1},
+            "runtimeVersion": {"singularity": "3.8.7-1.el7"},
             "stageInTime": 1.5,
             "stageOutTime": 0.5,
             "tasks": [task],
@@ -102,8 +113,12 @@ def test_a_real_servers_detail():
     assert row["queue_wait_s"] == 291.0
     assert row["cpu_model"] == "Intel(R) Xeon(R) Platinum 8276"
     assert row["started_at"] == "2021-02-07T07:56:35Z"
-    assert row["stage_in_s"] is None
-    assert row["na_reasons"]["stage_in_s"] == "not reported by PROMINENCE"
+    # stageInTime is written only above 0: absent after the worker reported, it is 0
+    assert row["stage_in_s"] == 0.0 and "stage_in_s" not in row["na_reasons"]
+    # the task's figure, of a job that pulled its image in that run: it may be the pull's
+    assert row["peak_memory_source"] == "maxResidentSetSizeKB"
+    assert row["image_pulled"] is True
+    assert row["server_retries"] == 0
     assert (
         row["walltime_share"] is None
         and "no runtime requested" in row["na_reasons"]["walltime_share"]
@@ -117,10 +132,14 @@ def test_a_site_without_memory_figures_is_na_with_the_reason_never_zero():
     assert row["na_reasons"]["peak_memory_mib"] == "the site reports no memory figures"
     assert row["cpu_efficiency"] == 0.25  # 100 s CPU over 100 s on 4 cpus
     assert_every_na_has_a_reason(row)
-    # execution.maxMemoryUsageKB alone still gives the peak
+    assert row["peak_memory_source"] is None
+    assert row["na_reasons"]["peak_memory_source"] == "the site reports no memory figures"
+    # execution.maxMemoryUsageKB alone still gives the peak: a float in kB of 1000 bytes
     alone = detail(rss_kb=None)
-    alone["execution"]["maxMemoryUsageKB"] = 2048
-    assert row_of(record_of(alone))["peak_memory_mib"] == 2.0
+    alone["execution"]["maxMemoryUsageKB"] = 2097152 * 1.024  # 2 GiB in bytes / 1000
+    row = row_of(record_of(alone))
+    assert row["peak_memory_mib"] == 2048.0
+    assert row["peak_memory_source"] == "maxMemoryUsageKB"
 
 
 def test_a_job_that_never_started():
@@ -163,15 +182,16 @@ def records(*details: dict) -> list:
 
 def test_suggestions_need_three_successful_jobs_and_add_the_stated_margins():
     ok = records(
-        detail(1, cpus=4, wall=100, cpu=95, rss_kb=900 * 1024, held=100),
-        detail(2, cpus=4, wall=100, cpu=130, rss_kb=1000 * 1024, held=200),
-        detail(3, cpus=4, wall=100, cpu=80, rss_kb=700 * 1024, held=150),
+        detail(1, cpus=4, wall=100, cpu=95, rss_kb=900 * 1024, held=100, pulled=False),
+        detail(2, cpus=4, wall=100, cpu=130, rss_kb=1000 * 1024, held=200, pulled=False),
+        detail(3, cpus=4, wall=100, cpu=80, rss_kb=700 * 1024, held=150, pulled=False),
     )
     [row] = report_rules.rule_rows(ok)
     assert row["suggested_threads"] == 2  # at most 1.3 cores busy
-    assert row["suggested_mem_mb"] == 2048  # 1000 MiB x 1.2 = 1200 MiB -> 2 GiB
+    assert row["suggested_mem_mb"] == 2048  # 1000 MiB x 1.2 = 1200 MiB over 1000 -> 2 GB
     assert row["suggested_runtime_min"] == 5  # 200 s x 1.5 = 300 s
     assert row["suggestion"].startswith("request threads=2 (asked 4")
+    assert "mem_mb=2048 (asked 8 GiB; peak 1000 MiB +20%)" in row["suggestion"]
     assert row["cpu_efficiency_median"] == round(95 / 400, 4)
     # A failed job does not count towards a suggestion (but is counted as failed).
     failing = records(detail(1), detail(2), detail(3, exit_code=1))

@@ -202,7 +202,35 @@ def test_unknown_values_are_na_with_their_reason_never_zero():
     tables = report_tables.jobs_table([job]) + report_tables.rules_table(rules, groups, 0.5)
     assert not re.search(r"(?<![\d.])0 %", "".join(parse(tables).text))
     cards = parse(report_html.cards(summary))
-    assert "".join(cards.text).count("NA") == 7  # every figure but the job count
+    assert "".join(cards.text).count("NA") == 8  # every figure but the job count
+
+
+def test_peaks_say_where_they_come_from_and_memory_kills_are_counted():
+    pulled = one_job(
+        peak_memory_mib=700.0,
+        peak_memory_source="maxResidentSetSizeKB",
+        image_pulled=True,
+        server_retries=1,
+    )
+    cgroup = one_job(
+        peak_memory_mib=900.0, peak_memory_source="maxMemoryUsageKB", image_pulled=False
+    )
+    cells = [
+        "".join(parse(report_tables.jobs_table([job])).text).replace("\n", " ")
+        for job in (pulled, cgroup)
+    ]
+    assert "700task RSS · may be the image pull's" in cells[0]
+    assert "PROMINENCE ran it 2 times" in cells[0]
+    assert "900job cgroup" in cells[1] and "image pull" not in cells[1]
+    rule = {"rule": pulled["rule"], "jobs": 2, "ok": 1, "failed": 1, "retried": 1,
+            "memory_kills": 1, "peak_memory_mib_median": 800.0, "peak_memory_mib_max": 900.0,
+            "peak_memory_maybe_pull": 1}  # fmt: skip
+    groups = report_html.group_by_rule([rule], [pulled, cgroup])
+    text = "".join(parse(report_tables.rules_table([rule], groups, 0.5)).text)
+    assert "jobs (ok / failed / retried / killed for memory)" in text
+    assert "2 (1 / 1 / 1 / 1)" in text and "1 of 2 may be the image pull's" in text
+    cards = "".join(parse(report_html.cards({"jobs": 2, "memory_kills": 1})).text)
+    assert "1killed for using too much memory" in cards
 
 
 def test_element_ids_are_unique_and_every_reference_resolves(synthetic):

@@ -80,10 +80,11 @@ def test_report_of_a_run_and_its_rebuild(tmp_path):
     assert sorted(job["wildcards"] for job in by_rule["sleep"]) == ["n=1", "n=2", "n=3"]
     [burn], [memory], [bad] = by_rule["burn"], by_rule["memory"], by_rule["bad"]
     assert burn["wildcards"] == "" and burn["attempt"] == 1 and burn["snakemake_jobid"] >= 0
-    # CPU: the busy loop shows; sleeping on two cores is far less efficient.
+    # CPU: the busy loop shows (3 s of CPU more than a sleeper's); sleeping on two cores is
+    # less efficient. Efficiencies are ratios of times on a loaded machine: ordering only.
     sleeper_efficiency = max(job["cpu_efficiency"] for job in by_rule["sleep"])
     assert burn["cpu_time_s"] >= min(j["cpu_time_s"] for j in by_rule["sleep"]) + 2.5
-    assert burn["cpu_efficiency"] > 2 * sleeper_efficiency
+    assert burn["cpu_efficiency"] > 1.25 * sleeper_efficiency
     assert 0 < sleeper_efficiency < 0.5
     # Memory: the 200 MB job's peak within 25 % of that, as a share of its 2 GiB request.
     assert abs(memory["peak_memory_mib"] - MIB_200) <= 0.25 * MIB_200
@@ -91,6 +92,9 @@ def test_report_of_a_run_and_its_rebuild(tmp_path):
     assert memory["memory_share"] == pytest.approx(memory["peak_memory_mib"] / 2048, abs=1e-3)
     # the 200 MiB bytearray's process (not the remote Snakemake, which stays below) is counted
     assert memory["peak_memory_mib"] >= 200
+    # the task's figure, of a job that ran its image pull step (--image-pull-seconds): marked
+    assert memory["peak_memory_source"] == "maxResidentSetSizeKB"
+    assert memory["image_pulled"] is True and memory["server_retries"] == 0
     # Overheads and the rest of a row.
     for job in jobs:
         assert job["stage_in_s"] >= 0.3 and job["stage_out_s"] >= 0.1
@@ -109,6 +113,10 @@ def test_report_of_a_run_and_its_rebuild(tmp_path):
     # Three successful sleepers are enough for a suggestion; one burn job is not.
     assert rules["sleep"]["suggested_threads"] == "1"
     assert rules["sleep"]["suggested_mem_mb"] == "1024"
+    # every peak may be the pull's, but even so fits the 1 GB minimum
+    assert "mem_mb=1024 (the minimum" in rules["sleep"]["suggestion"]
+    assert rules["sleep"]["peak_memory_maybe_pull"] == "3"
+    assert rules["bad"]["memory_kills"] == "0"
     assert rules["sleep"]["suggested_runtime_min"] == "1"
     assert rules["burn"]["suggested_threads"] == "NA"
     assert "too few" in rules["burn"]["suggestion"]
