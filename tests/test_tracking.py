@@ -60,7 +60,7 @@ def test_success_needs_completed_and_every_exit_code_zero():
         ),
         (
             detail("killed", "Job used too much memory", codes=(), resources={"memory": 2}),
-            "killed: Job used too much memory (memory 2 GB from resources.mem_mb)",
+            "killed: Job used too much memory (memory 2 GB from resources.mem_mb): raise mem_mb",
         ),
         (
             detail(
