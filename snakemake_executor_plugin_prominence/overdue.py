@@ -51,7 +51,7 @@ class Request:
     queue_limit: int | None = None
     #: where the limit came from, in the user's words
     limit_source: str = ""
-    #: ``cpus 4, memory 2 GB (resources.mem_mb), disk 10 GB``
+    #: ``cpus 4, memory 2 GB from resources.mem_mb, disk 10 GB``
     asked: str = ""
 
     @classmethod
@@ -81,7 +81,7 @@ def asked(resources: Mapping[str, Any]) -> str:
     if "cpus" in resources:
         parts.append(f"cpus {resources['cpus']}")
     if "memory" in resources:
-        parts.append(f"memory {resources['memory']} GB (resources.mem_mb)")
+        parts.append(f"memory {resources['memory']} GB from resources.mem_mb")
     if "disk" in resources:
         parts.append(f"disk {resources['disk']} GB")
     if resources.get("nodes", 1) != 1:
@@ -207,12 +207,12 @@ class OverdueJobs:
 
     @staticmethod
     def _held_message(request: Request, held_for: float) -> str:
-        asked_for = f" ({request.asked})" if request.asked else ""
+        asked_for = f"; it asked for {request.asked}" if request.asked else ""
         return (
             f"was held by PROMINENCE for {held_for:.0f} s without a reason and deleted by this "
-            f"run: PROMINENCE holds a job that uses more memory than it asked for{asked_for} "
-            "(or, rarely, whose resources could not be deployed); raise mem_mb if the rule "
-            "needs more"
+            "run. PROMINENCE holds a job that uses more memory than it asked for, rarely one "
+            f"whose resources could not be deployed{asked_for}: raise mem_mb if the rule needs "
+            "more"
         )
 
     @staticmethod

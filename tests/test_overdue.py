@@ -54,7 +54,7 @@ def test_the_limit_comes_from_the_description_and_names_its_source():
     assert from_rule.limit_source == "resource prominence_max_time_in_queue of rule align"
     from_setting = Request.of(description(45), snakemake_job(mem_mb=1000))
     assert from_setting.limit_source == "--prominence-max-time-in-queue"
-    assert from_setting.asked == "cpus 1, memory 2 GB (resources.mem_mb), disk 10 GB"
+    assert from_setting.asked == "cpus 1, memory 2 GB from resources.mem_mb, disk 10 GB"
     # 0 is the server's "no limit"; no policy at all is none either.
     assert Request.of(description(0), snakemake_job()).queue_limit is None
     assert Request.of(description(), snakemake_job()).queue_limit is None
@@ -81,7 +81,7 @@ def test_a_held_job_is_given_the_grace_then_deleted_with_what_it_asked_for():
     message = jobs.check(7, HELD)
     assert message is not None
     assert "held by PROMINENCE for 210 s without a reason" in message
-    assert "memory 2 GB (resources.mem_mb)" in message and "raise mem_mb" in message
+    assert "memory 2 GB from resources.mem_mb" in message and "raise mem_mb" in message
 
 
 def test_a_released_hold_starts_the_grace_again():

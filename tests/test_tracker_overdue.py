@@ -82,7 +82,7 @@ def test_a_held_job_is_tracked_until_the_server_says_it_used_too_much_memory():
     client = FakeClient({1: {"status": "running"}})
     clock = Clock()
     tracker = tracker_for(client, clock)
-    tracker.submitted(1, Request(asked="cpus 1, memory 2 GB (resources.mem_mb), disk 10 GB"))
+    tracker.submitted(1, Request(asked="cpus 1, memory 2 GB from resources.mem_mb, disk 10 GB"))
     assert cycle(tracker, [1]).running == [1]
     client.states[1] = dict(HELD)
     clock.now += 30
@@ -104,7 +104,7 @@ def test_a_job_held_too_long_is_deleted_then_failed_with_the_plugins_reason():
     client = FakeClient({1: dict(HELD), 2: {"status": "running"}})
     clock = Clock()
     tracker = tracker_for(client, clock)
-    tracker.submitted(1, Request(asked="cpus 1, memory 2 GB (resources.mem_mb), disk 10 GB"))
+    tracker.submitted(1, Request(asked="cpus 1, memory 2 GB from resources.mem_mb, disk 10 GB"))
     tracker.submitted(2, Request())
     assert sorted(cycle(tracker, [1, 2]).running) == [1, 2]
     clock.now += 150
@@ -119,7 +119,7 @@ def test_a_job_held_too_long_is_deleted_then_failed_with_the_plugins_reason():
     assert list(result.finished) == [1]
     reason = result.deleted_because[1]
     assert reason.startswith("was held by PROMINENCE for 210 s without a reason")
-    assert "memory 2 GB (resources.mem_mb)" in reason
+    assert "memory 2 GB from resources.mem_mb" in reason
     verdict = tracking.verdict(result.finished[1], reason)
     assert not verdict.success and verdict.message == reason
     assert result.finished[1]["status"] == "deleted"  # the run report gets the real details
