@@ -260,13 +260,17 @@ class Executor(RemoteExecutor):
             self._forget(prominence_id)
             self._fail(by_id[prominence_id], message + ".\n")
         for prominence_id, detail in result.finished.items():
-            self._finish(by_id[prominence_id], prominence_id, detail, result.deleted_because)
+            because = result.deleted_because.get(prominence_id)
+            self._finish(by_id[prominence_id], prominence_id, detail, because)
 
     def _finish(
-        self, info: SubmittedJobInfo, prominence_id: int, detail: dict[str, Any], deleted: dict
+        self,
+        info: SubmittedJobInfo,
+        prominence_id: int,
+        detail: dict[str, Any],
+        because: str | None = None,
     ) -> None:
-        """``deleted``: why this run deleted the jobs it did (held too long, queued too long)."""
-        because = deleted.get(prominence_id)
+        """``because``: why this run deleted the job (held too long, queued past its limit)."""
         outcome = tracking.verdict(detail, because)
         self._forget(prominence_id)
         self._progress.finished(prominence_id, detail, outcome.success, because)
@@ -359,20 +363,8 @@ class Executor(RemoteExecutor):
         self._delete_strays(already_deleted=ids)
 
     def _delete_strays(self, already_deleted: set[int] = frozenset()) -> None:
-        """Delete active jobs of this run that the plugin does not track: jobs whose
-        submission ended without an answer (the server may have created them anyway)."""
-        try:
-            active = runinfo.active_job_ids(self._client, self._run.run_constraint)
-        except ProminenceError as e:
-            self.logger.warning(
-                f"Could not look for untracked jobs of this run: {e}. List them with "
-                f"`prominence list --constraint {self._run.run_constraint}`."
-            )
-            return
-        strays = [i for i in active if i not in self._unfinished and i not in already_deleted]
-        if strays:
-            self.logger.warning(f"Deleting {len(strays)} untracked PROMINENCE job(s) of this run.")
-            runinfo.delete_in_chunks(self._client, strays, self.logger, self._run.run_constraint)
+        tracked = {*self._unfinished.ids(), *already_deleted}
+        submission.delete_strays(self._client, self._run.run_constraint, tracked, self.logger)
 
     def shutdown(self) -> None:
         if getattr(self, "_unclear_submissions", False):

@@ -16,10 +16,11 @@ not exist) is a clear refusal.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from snakemake_executor_plugin_prominence import runinfo
 from snakemake_executor_plugin_prominence.client import (
     AuthenticationError,
     ProminenceClient,
@@ -121,6 +122,25 @@ def _ids_with(client: ProminenceClient, constraint: str) -> int | None:
     if len(ids) > 1:
         client.delete_jobs(ids[1:])
     return ids[0] if ids else None
+
+
+def delete_strays(
+    client: ProminenceClient, run_constraint: str, tracked: Container[int], logger: Any
+) -> None:
+    """Delete the run's active jobs that are not ``tracked``: jobs whose submission ended
+    without an answer, which the server may have created anyway. Never raises."""
+    try:
+        active = runinfo.active_job_ids(client, run_constraint)
+    except ProminenceError as e:
+        logger.warning(
+            f"Could not look for untracked jobs of this run: {e}. List them with "
+            f"`prominence list --constraint {run_constraint}`."
+        )
+        return
+    strays = [job_id for job_id in active if job_id not in tracked]
+    if strays:
+        logger.warning(f"Deleting {len(strays)} untracked PROMINENCE job(s) of this run.")
+        runinfo.delete_in_chunks(client, strays, logger, run_constraint)
 
 
 class SubmissionCancelled(Exception):
