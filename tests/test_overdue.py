@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -169,3 +170,9 @@ def test_the_held_grace_covers_the_servers_removal():
     # 80 s held, then the next evaluation of the periodic rules (about a minute): the plugin
     # must not give up before the server had its chance to say "Job used too much memory".
     assert overdue.HELD_GRACE_SECONDS >= 80 + 60
+
+
+def test_the_docs_give_the_held_grace_the_code_uses():
+    root = Path(__file__).resolve().parent.parent
+    for doc in ("README.md", "docs/further.md"):
+        assert f"{overdue.HELD_GRACE_SECONDS:.0f} s" in (root / doc).read_text(), doc
