@@ -158,8 +158,12 @@ class ExecutorSettings(ExecutorSettingsBase):
     max_time_in_queue: Optional[int] = field(
         default=None,
         metadata={
-            "help": "PROMINENCE policy maximumTimeInQueue in minutes (0-44640): a job that "
-            "waits longer for resources fails. Per rule: prominence_max_time_in_queue.",
+            "help": "Minutes a job may wait in the queue without starting (1-44640; 0: no "
+            "limit). The plugin deletes a job that has not started this long after it "
+            "submitted it, and fails it with the limit and PROMINENCE's last status and "
+            "reason. Also sent as PROMINENCE's maximumTimeInQueue policy, which alone only "
+            "removes jobs that are held or wait for resources to be deployed. Per rule: "
+            "prominence_max_time_in_queue.",
             "metavar": "MINUTES",
             "type": int,
         },

@@ -20,6 +20,7 @@ from snakemake_executor_plugin_prominence import (
     auth,
     jobspec,
     logs,
+    overdue,
     pause,
     runinfo,
     startup,
@@ -127,8 +128,7 @@ class Executor(RemoteExecutor):
         held (with whether an earlier try may have created them) and the run pauses."""
         pending = []
         for job, description, look_first in ready:
-            image = description["tasks"][0]["image"]
-            tag = (job, image)
+            tag = (job, description["tasks"][0]["image"], overdue.Request.of(description, job))
             future = self._submitter.submit(description, tag=tag, look_first=look_first)
             pending.append((job, description, future))
         refused: list[tuple[JobExecutorInterface, dict[str, Any], bool]] = []
@@ -153,12 +153,13 @@ class Executor(RemoteExecutor):
         if refusal is not None:
             self._enter_pause(refusal, refused)
 
-    def _created(self, tag: tuple[JobExecutorInterface, str], prominence_id: int) -> None:
+    def _created(self, tag: tuple[Any, str, overdue.Request], prominence_id: int) -> None:
         """Called on a submission thread the moment a job exists: register it at once, so a
-        Ctrl-C in the middle of a batch still finds and deletes it."""
-        job, image = tag
+        Ctrl-C in the middle of a batch still finds and deletes it (and its queue time starts)."""
+        job, image, request = tag
         info = SubmittedJobInfo(job, external_jobid=str(prominence_id), aux={"image": image})
         self._unfinished.add(prominence_id, info)
+        self._tracker.submitted(prominence_id, request)
         self._progress.submitted(prominence_id, job)
 
     def get_job_exec_prefix(self, job: JobExecutorInterface) -> str:
@@ -253,16 +254,26 @@ class Executor(RemoteExecutor):
                 f"PROMINENCE status check: {len(result.errors)} request(s) failed, will retry "
                 f"(last: {result.errors[-1]})"
             )
+        for prominence_id, reason in result.deleting.items():
+            self.logger.info(f"PROMINENCE job {prominence_id} {reason}.")
         for prominence_id, message in result.lost.items():
             self._forget(prominence_id)
             self._fail(by_id[prominence_id], message + ".\n")
         for prominence_id, detail in result.finished.items():
-            self._finish(by_id[prominence_id], prominence_id, detail)
+            because = result.deleted_because.get(prominence_id)
+            self._finish(by_id[prominence_id], prominence_id, detail, because)
 
-    def _finish(self, info: SubmittedJobInfo, prominence_id: int, detail: dict[str, Any]) -> None:
-        outcome = tracking.verdict(detail)
+    def _finish(
+        self,
+        info: SubmittedJobInfo,
+        prominence_id: int,
+        detail: dict[str, Any],
+        because: str | None = None,
+    ) -> None:
+        """``because``: why this run deleted the job (held too long, queued past its limit)."""
+        outcome = tracking.verdict(detail, because)
         self._forget(prominence_id)
-        self._progress.finished(prominence_id, detail, outcome.success)
+        self._progress.finished(prominence_id, detail, outcome.success, because)
         self._run_report.add(detail, outcome.success)
         if outcome.success and not self._settings.keep_logs:
             self.report_job_success(info)
@@ -352,24 +363,8 @@ class Executor(RemoteExecutor):
         self._delete_strays(already_deleted=ids)
 
     def _delete_strays(self, already_deleted: set[int] = frozenset()) -> None:
-        """Delete active jobs of this run that the plugin does not track: jobs whose
-        submission ended without an answer (the server may have created them anyway)."""
-        try:
-            active = runinfo.active_job_ids(self._client, self._run.run_constraint)
-        except ProminenceError as e:
-            self.logger.warning(
-                f"Could not look for untracked jobs of this run: {e}. List them with "
-                f"`prominence list --constraint {self._run.run_constraint}`."
-            )
-            return
-        strays = [
-            job_id
-            for job_id in active
-            if job_id not in self._unfinished and job_id not in already_deleted
-        ]
-        if strays:
-            self.logger.warning(f"Deleting {len(strays)} untracked PROMINENCE job(s) of this run.")
-            runinfo.delete_in_chunks(self._client, strays, self.logger, self._run.run_constraint)
+        tracked = {*self._unfinished.ids(), *already_deleted}
+        submission.delete_strays(self._client, self._run.run_constraint, tracked, self.logger)
 
     def shutdown(self) -> None:
         if getattr(self, "_unclear_submissions", False):

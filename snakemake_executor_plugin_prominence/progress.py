@@ -25,10 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from snakemake_executor_plugin_prominence import events as job_events
+from snakemake_executor_plugin_prominence.overdue import is_held
 from snakemake_executor_plugin_prominence.tracking import TERMINAL_STATUSES
 
-#: how PROMINENCE's statuses are listed in a state line
-STATUS_ORDER = ("running", "pending", "idle", "deploying", "waiting")
+#: how PROMINENCE's statuses are listed in a state line; ``held`` is the plugin's name for a
+#: job listed ``failed`` without a reason (see :mod:`overdue`)
+STATUS_ORDER = ("running", "held", "pending", "idle", "deploying", "waiting")
+HELD = "held"
+#: the reason shown for a held job, which PROMINENCE lists without one
+HELD_REASON = "listed failed without a reason, usually over its memory"
 #: jobs named individually in a state line; the rest are counted
 MAX_NAMED = 5
 LINE_INTERVAL = 60.0
@@ -132,19 +137,31 @@ class RunProgress:
             for prominence_id, entry in entries.items():
                 tracked = self._jobs.get(prominence_id)
                 status = entry.get("status")
-                if tracked is None or status in TERMINAL_STATUSES:
+                held = is_held(entry)
+                if tracked is None or (status in TERMINAL_STATUSES and not held):
                     continue  # a finished job is judged from its details (finished)
-                reason = entry.get("statusReason") or ""
+                if held:
+                    status = HELD
+                reason = HELD_REASON if held else entry.get("statusReason") or ""
                 site = (entry.get("execution") or {}).get("site")
                 if status == tracked.status and reason == tracked.reason and site == tracked.site:
                     continue
                 self._leave(prominence_id, tracked)
                 tracked.status, tracked.reason, tracked.site = status, reason, site
                 self._enter(prominence_id, tracked)
-                self._emit(tracked, job_events.phase_of(status), prominence_id, entry)
+                phase = "queued" if held else job_events.phase_of(status)
+                self._emit(tracked, phase, prominence_id, entry, reason if held else None)
 
-    def finished(self, prominence_id: int, detail: Mapping[str, Any], success: bool) -> None:
-        """A job PROMINENCE finished, with its details and the verdict on them."""
+    def finished(
+        self,
+        prominence_id: int,
+        detail: Mapping[str, Any],
+        success: bool,
+        deleted_because: str | None = None,
+    ) -> None:
+        """A job PROMINENCE finished, with its details and the verdict on them.
+        ``deleted_because``: this run deleted it (held too long, queued past its limit): it
+        failed, for that reason, rather than being cancelled."""
         with self._lock:
             self._emit_new()
             tracked = self._jobs.pop(prominence_id, None)
@@ -152,8 +169,10 @@ class RunProgress:
                 return
             self._drop(prominence_id, tracked)
             phase = job_events.final_phase(detail.get("status"), success)
+            if deleted_because:
+                phase = "failed"
             self._count_finished(phase, (detail.get("execution") or {}).get("site"))
-            self._emit(tracked, phase, prominence_id, detail)
+            self._emit(tracked, phase, prominence_id, detail, deleted_because)
 
     def failed(self, job: Any, message: str, prominence_id: int | None = None) -> None:
         """A job that failed without PROMINENCE finishing it: refused before or at submission

@@ -4,15 +4,23 @@
 server created the job. Every description carries a unique submission label, so when a
 submission ends without a usable answer we ask the server for that label before trying again,
 and only submit again when no job carries it.
+
+The real server also answers some failures of its own with a 400, like a refusal: after five
+internal tries to queue the job in HTCondor, ``Job submission failed with an exception: ...``,
+and ``Unable to create job sandbox`` / ``Unable to write ...`` when its disk fails
+(``create_job.py``, ``create_htcondor_job.py``). The job may or may not exist, and a later try
+can succeed, so these are unclear answers too; every other 400 (validation, an image that does
+not exist) is a clear refusal.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from snakemake_executor_plugin_prominence import runinfo
 from snakemake_executor_plugin_prominence.client import (
     AuthenticationError,
     ProminenceClient,
@@ -22,10 +30,25 @@ from snakemake_executor_plugin_prominence.client import (
 )
 
 SUBMISSION_LABEL = "snakemakekey"
+#: How the real server's 400s for its own transient failures begin (see the module's doc).
+TRANSIENT_REFUSALS = (
+    "Job submission failed with an exception",
+    "Unable to create job sandbox",
+    "Unable to write ",
+)
 
 
 class SubmissionUnclear(ProminenceError):
     """We could not learn whether PROMINENCE created the job."""
+
+
+def is_transient_refusal(error: ProminenceError | None) -> bool:
+    """A 400 that reports the server's own failure, not a problem with the job."""
+    return (
+        isinstance(error, RequestRejected)
+        and error.status == 400
+        and str(error).startswith(TRANSIENT_REFUSALS)
+    )
 
 
 class RefusedAfterUnclearSubmission(AuthenticationError):
@@ -45,8 +68,9 @@ def submit_once(
     """POST ``description`` and return the id of the one job that carries its submission key.
 
     Raises ``RequestRejected``/``AuthenticationError`` when the server refused the job, and
-    ``ProminenceError`` when it still has no answer after ``attempts`` tries. With
-    ``look_first``, an earlier try may have created the job: look for it before posting.
+    ``ProminenceError`` when it still has no answer, or still fails on its side, after
+    ``attempts`` tries. With ``look_first``, an earlier try may have created the job: look for
+    it before posting.
     """
     key = description["labels"][SUBMISSION_LABEL]
     constraint = f"{SUBMISSION_LABEL}={key}"
@@ -60,8 +84,10 @@ def submit_once(
             sleep(min(backoff * 2 ** (attempt - 1), 15.0))
         try:
             return client.create_job(description)
-        except (RequestRejected, AuthenticationError):
-            raise  # a clear answer: the job was not created
+        except (RequestRejected, AuthenticationError) as e:
+            if not is_transient_refusal(e):
+                raise  # a clear answer: the job was not created
+            last_error = e
         except ProminenceError as e:
             last_error = e
         try:
@@ -78,6 +104,13 @@ def submit_once(
             return found
         if isinstance(last_error, ServerError):
             break  # the server failed on this job and did not create it: do not insist
+    if is_transient_refusal(last_error):
+        raise ProminenceError(
+            f"PROMINENCE failed on its side {attempt + 1} times in a row (last answer: 400 "
+            f"{last_error}), and no job carries the submission label {constraint}: none was "
+            "created. Its batch system or disk is in trouble; try again later",
+            400,
+        )
     raise ProminenceError(f"Submission failed after {attempt + 1} attempt(s): {last_error}")
 
 
@@ -89,6 +122,25 @@ def _ids_with(client: ProminenceClient, constraint: str) -> int | None:
     if len(ids) > 1:
         client.delete_jobs(ids[1:])
     return ids[0] if ids else None
+
+
+def delete_strays(
+    client: ProminenceClient, run_constraint: str, tracked: Container[int], logger: Any
+) -> None:
+    """Delete the run's active jobs that are not ``tracked``: jobs whose submission ended
+    without an answer, which the server may have created anyway. Never raises."""
+    try:
+        active = runinfo.active_job_ids(client, run_constraint)
+    except ProminenceError as e:
+        logger.warning(
+            f"Could not look for untracked jobs of this run: {e}. List them with "
+            f"`prominence list --constraint {run_constraint}`."
+        )
+        return
+    strays = [job_id for job_id in active if job_id not in tracked]
+    if strays:
+        logger.warning(f"Deleting {len(strays)} untracked PROMINENCE job(s) of this run.")
+        runinfo.delete_in_chunks(client, strays, logger, run_constraint)
 
 
 class SubmissionCancelled(Exception):

@@ -3,7 +3,9 @@
 The verdict functions are pure: a detailed job (as the server returns it) in, a verdict out.
 PROMINENCE reports ``completed`` even when the task exited non-zero, so success needs every
 task's exit code to be 0. :class:`JobTracker` runs one status check over many jobs with a
-handful of batched requests, and never loses a job to a failed request.
+handful of batched requests, and never loses a job to a failed request. A held job (listed
+``failed`` without a reason) is not final yet, and a job held too long or queued past its
+limit is deleted by the tracker (see :mod:`overdue`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from snakemake_executor_plugin_prominence.client import AuthenticationError, ProminenceError
+from snakemake_executor_plugin_prominence.overdue import OverdueJobs, Request, is_held
 
 #: Statuses of a job that has not finished. ``pending`` replaces the first three on services
 #: configured that way (the EOSC service is).
@@ -70,8 +73,12 @@ def exit_codes(job: Mapping[str, Any]) -> tuple[int | None, ...]:
     return tuple(codes)
 
 
-def verdict(job: Mapping[str, Any]) -> Verdict:
-    """Judge a detailed job (``GET /jobs/<id>`` or ``?id=...&detail``) that has finished."""
+def verdict(job: Mapping[str, Any], deleted_because: str | None = None) -> Verdict:
+    """Judge a detailed job (``GET /jobs/<id>`` or ``?id=...&detail``) that has finished.
+    ``deleted_because``: this run deleted it (held too long, queued past its limit), and why:
+    that, not PROMINENCE's "Job deleted by user", is what the user needs to read."""
+    if deleted_because:
+        return Verdict(False, deleted_because)
     status = str(job.get("status", "unknown"))
     codes = exit_codes(job)
     if status == "completed" and codes and all(code == 0 for code in codes):
@@ -103,6 +110,8 @@ def failure_message(job: Mapping[str, Any], codes: tuple[int | None, ...] | None
     site = (job.get("execution") or {}).get("site")
     if site:
         text += f" at site {site}"
+    if "too much memory" in reason.lower():
+        text += ": raise mem_mb"
     return text
 
 
@@ -144,8 +153,13 @@ class CycleResult:
     running: list[int] = field(default_factory=list)
     #: finished jobs with their detailed description (``GET /jobs/<id>``)
     finished: dict[int, dict[str, Any]] = field(default_factory=dict)
-    #: jobs the server no longer knows, with the reason in words
+    #: jobs the server no longer knows (or still lists long after this run deleted them),
+    #: with the reason in words
     lost: dict[int, str] = field(default_factory=dict)
+    #: finished jobs this run had deleted (held too long, queued past the limit), and why
+    deleted_because: dict[int, str] = field(default_factory=dict)
+    #: jobs this cycle deleted for that reason (they finish in a later cycle)
+    deleting: dict[int, str] = field(default_factory=dict)
     #: the entry the listing gave for each job it showed (status, statusReason, events), as
     #: received: the run's state picture and job events read it, at no extra request
     entries: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -182,6 +196,7 @@ class JobTracker:
         grace_cycles: int = 3,
         grace_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        overdue: OverdueJobs | None = None,
     ) -> None:
         self._client = client
         self._limiter = limiter or contextlib.nullcontext
@@ -189,11 +204,17 @@ class JobTracker:
         self._grace_cycles = grace_cycles
         self._grace_seconds = grace_seconds
         self._clock = clock
+        self._overdue = overdue or OverdueJobs(clock=clock)
         self._seen: dict[int, _Seen] = {}
         self._unreachable_since: float | None = None
 
+    def submitted(self, job_id: int, request: Request) -> None:
+        """A job this run just created (any thread): its queue time starts now."""
+        self._overdue.submitted(job_id, request)
+
     def forget(self, job_id: int) -> None:
         self._seen.pop(job_id, None)
+        self._overdue.forget(job_id)
 
     def unreachable_for(self) -> float:
         """Seconds since the server last answered a status request (0 when it did last time)."""
@@ -205,6 +226,7 @@ class JobTracker:
         result = CycleResult(reachable=False)
         listed, unanswered = await self._list(ids, result)
         finished = []
+        overdue: dict[int, str] = {}
         for job_id in ids:
             seen = self._seen.setdefault(job_id, _Seen(None, None, 0))
             if job_id in unanswered:
@@ -221,10 +243,19 @@ class JobTracker:
             if status != seen.status:
                 result.changed = True
                 seen.status = status
-            if is_finished(entry):
+            if is_finished(entry) and not is_held(entry):
                 finished.append(job_id)
-            else:
-                result.running.append(job_id)
+                continue
+            given_up = self._overdue.unconfirmed(job_id, entry)
+            if given_up is not None:
+                result.lost[job_id] = f"PROMINENCE job {job_id} {given_up}"
+                self.forget(job_id)
+                continue
+            result.running.append(job_id)
+            reason = self._overdue.check(job_id, entry)
+            if reason is not None:
+                overdue[job_id] = reason
+        await self._delete(overdue, result)
 
         # The jobs that just finished are read once more, with their details (exit codes),
         # in batches: one request per chunk rather than one per job.
@@ -235,6 +266,9 @@ class JobTracker:
                 result.running.append(job_id)  # read again next cycle
                 continue
             result.finished[job_id] = detail
+            reason = self._overdue.deleted_because(job_id)
+            if reason is not None and detail.get("status") == "deleted":
+                result.deleted_because[job_id] = reason
             self.forget(job_id)
 
         if result.reachable or not ids:
@@ -266,6 +300,24 @@ class JobTracker:
                 if job_id in wanted:
                     listed[job_id] = entry
         return listed, unanswered
+
+    async def _delete(self, overdue: Mapping[int, str], result: CycleResult) -> None:
+        """Delete the jobs held too long or queued past their limit. They stay tracked: the
+        next cycle reads their final details (for the run report) and, if PROMINENCE finished
+        them some other way meanwhile (e.g. killed for memory), its own verdict."""
+        for chunk in url_chunks(overdue, self._max_id_chars):
+            try:
+                async with self._limiter():
+                    self._client.delete_jobs(chunk)
+            except AuthenticationError:  # not transient: the caller stops
+                raise
+            except ProminenceError as e:  # asked again next cycle, as they are still overdue
+                result.errors.append(str(e))
+                continue
+            for job_id in chunk:
+                self._overdue.deleted(job_id, overdue[job_id])
+                result.deleting[job_id] = overdue[job_id]
+                result.changed = True
 
     async def _missing(
         self, job_id: int, seen: _Seen, result: CycleResult

@@ -344,3 +344,35 @@ def test_a_json_line_is_the_record_json_would_write_for_any_text(wildcards, reas
 def test_an_unknown_phase_is_refused():
     with pytest.raises(ValueError, match="unknown phase"):
         events.json_line(events.subject("r", FakeJob(1)), "exploded")
+
+
+def test_a_held_job_is_shown_as_held_and_a_job_the_run_deleted_as_failed(
+    clock, lines, logger, tmp_path
+):
+    log, _ = logger
+    path = tmp_path / "jobs.jsonl"
+    sink = events.EventSink(log, path)
+    progress = make(clock, lines, sink=sink, verbose=True)
+    progress.submitted(1, FakeJob(1))
+    progress.observe({1: entry("running")})
+    clock.now += 100
+    progress.observe({1: entry("failed")})  # the real server's held job: no statusReason key
+    clock.now += 30
+    assert progress.report() == (
+        "PROMINENCE: 1 held; longest queued: PROMINENCE job 1 (rule align, job 1) held for "
+        "30 s: listed failed without a reason, usually over its memory."
+    )
+    because = "was held by PROMINENCE for 200 s without a reason and deleted by this run"
+    progress.finished(1, detail(status="deleted"), success=False, deleted_because=because)
+    assert "1 finished since the last report (1 failed)" in progress.report()
+    sink.close()
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    schema = json.loads(events.SCHEMA_FILE.read_text())
+    for record in records:
+        jsonschema.validate(record, schema, format_checker=jsonschema.FormatChecker())
+    assert [(r["phase"], r["status"], r["reason"]) for r in records] == [
+        ("submitted", None, None),
+        ("running", "running", None),
+        ("queued", "failed", "listed failed without a reason, usually over its memory"),
+        ("failed", "deleted", because),
+    ]

@@ -60,7 +60,7 @@ def test_success_needs_completed_and_every_exit_code_zero():
         ),
         (
             detail("killed", "Job used too much memory", codes=(), resources={"memory": 2}),
-            "killed: Job used too much memory (memory 2 GB from resources.mem_mb)",
+            "killed: Job used too much memory (memory 2 GB from resources.mem_mb): raise mem_mb",
         ),
         (
             detail(
@@ -98,6 +98,19 @@ def test_site_is_named():
     job = detail("completed", codes=(1,))
     job["execution"]["site"] = "OpenStack-Alpha"
     assert tracking.verdict(job).message == "completed with exit code 1 at site OpenStack-Alpha"
+    killed = detail("killed", "Job used too much memory", codes=(), resources={"memory": 4})
+    killed["execution"]["site"] = "OpenStack-Alpha"
+    assert tracking.verdict(killed).message == (
+        "killed: Job used too much memory (memory 4 GB from resources.mem_mb) at site "
+        "OpenStack-Alpha: raise mem_mb"
+    )
+
+
+def test_a_job_this_run_deleted_is_judged_with_the_runs_reason():
+    deleted = detail("deleted", "Job deleted by user", codes=())
+    assert tracking.verdict(deleted).message == "deleted: Job deleted by user"
+    because = "waited 61.0 min in the queue without starting, over its limit of 60 min"
+    assert tracking.verdict(deleted, because) == tracking.Verdict(False, because)
 
 
 def test_url_chunks_bound_the_id_list_length():
