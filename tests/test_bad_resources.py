@@ -45,6 +45,11 @@ def test_bad_resources_fail_alone(tmp_path, emulator):
             "disk_mb=1000",
             "--set-resources",
             "set_disk:disk_mb=3000",
+            # both kinds of retries: a warning at start (the bad jobs fail again, alone)
+            "--retries",
+            "1",
+            "--prominence-max-retries",
+            "2",
         ),
         cwd=workdir,
         env=plugin_env(emulator.url, "bad-resources-token"),
@@ -59,6 +64,8 @@ def test_bad_resources_fail_alone(tmp_path, emulator):
     assert "Rule 'negative_memory': resource mem_mb=-5 is invalid" in log
     assert "Rule 'string_nodes': resource nodes='lots' is invalid" in log
     assert "Rule 'gpu': resource nvidia_gpu=1 asks for a GPU" in log
+    assert "--prominence-max-retries 2 and Snakemake's --retries 1 multiply" in log
+    assert "a job that keeps failing can run 6 times" in log
     # The good jobs ran remotely and their outputs arrived.
     assert (storage / "good" / "1.txt").read_text() == "1\n"
     assert (storage / "good" / "2.txt").read_text() == "2\n"
