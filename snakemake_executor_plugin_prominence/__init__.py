@@ -119,7 +119,9 @@ class ExecutorSettings(ExecutorSettingsBase):
         metadata={
             "help": "Container image for jobs whose rule sets neither the "
             "prominence_image resource nor container:. It must contain Python and "
-            "Snakemake. Default: Snakemake's --container-image, i.e. "
+            "Snakemake. A registry name, with or without docker:// (stripped); also shub://, "
+            "an http(s) URL of a .sif or of a docker-save .tar, or an uploaded image's name. "
+            "Default: Snakemake's --container-image, i.e. "
             "snakemake/snakemake:v<installed Snakemake version>.",
             "metavar": "IMAGE",
         },
@@ -148,11 +150,31 @@ class ExecutorSettings(ExecutorSettingsBase):
     max_retries: Optional[int] = field(
         default=None,
         metadata={
-            "help": "PROMINENCE policy maximumRetries (1-6): how often PROMINENCE itself "
-            "re-runs a job whose worker failed. Independent of Snakemake's --retries. "
-            "Per rule: the prominence_max_retries resource.",
+            "help": "PROMINENCE policy maximumRetries (0-6): how often PROMINENCE itself "
+            "re-runs a job that failed, whatever the cause: also after the command's own "
+            "non-zero exit and after a walltime kill. Snakemake's --retries submits a failed "
+            "job again on top of that, so with both a failing job runs (N+1) x (retries+1) "
+            "times. Per rule: the prominence_max_retries resource.",
             "metavar": "N",
             "type": int,
+        },
+    )
+    min_disk: int = field(
+        default=10,
+        metadata={
+            "help": "Least disk in GB a job asks for (the worker pulls the image into the "
+            "job's disk, and Snakemake's default disk_mb is 1 GB). A rule that sets disk_mb "
+            "or disk_mib itself (resources: or --set-resources) gets exactly that.",
+            "metavar": "GB",
+            "type": int,
+        },
+    )
+    ignore_gpu: bool = field(
+        default=False,
+        metadata={
+            "help": "Submit rules that ask for a GPU (gpu, nvidia_gpu, gpu_model, ...) "
+            "without the GPU request, instead of failing them: PROMINENCE jobs cannot ask "
+            "for a GPU. For rules placed (prominence_sites) on sites that offer GPUs.",
         },
     )
     max_time_in_queue: Optional[int] = field(

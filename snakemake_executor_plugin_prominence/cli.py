@@ -21,6 +21,7 @@ from snakemake_executor_plugin_prominence import (
     ExecutorSettings,
     deployment,
     detached,
+    images,
     jobspec,
     runinfo,
     runstore,
@@ -124,7 +125,28 @@ def _head(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(heads, key=lambda j: j.get("id", 0)) if heads else None
 
 
+def _head_image(args: argparse.Namespace) -> str:
+    """The head's image as the worker pulls it: --prominence-head-image, else
+    --prominence-container-image, else the local Snakemake's image. The latter is checked
+    even when the head has its own: the head's run would refuse it only once queued."""
+    runtime = args.runtime or "singularity"
+    chosen = None
+    for flag, image in (
+        ("--prominence-head-image", args.prominence_head_image),
+        ("--prominence-container-image", args.container_image),
+    ):
+        if image is None:
+            continue
+        try:
+            pullable = images.pullable(image, runtime)
+        except images.ImageRefused as e:
+            raise CliError(f"{flag} {image!r} {e}.") from None
+        chosen = chosen or pullable
+    return chosen or runinfo.default_snakemake_image()
+
+
 def cmd_submit(args: argparse.Namespace, snakemake_args: list[str]) -> int:
+    image = _head_image(args)
     # check the settings and the token before anything is stored
     client = _client(args)
     run_id = uuid.uuid4().hex
@@ -137,7 +159,6 @@ def cmd_submit(args: argparse.Namespace, snakemake_args: list[str]) -> int:
     if len(sources) > detached.MAX_INLINE_SOURCES_BYTES:
         env[detached.SOURCES_URL_ENV] = _store_sources(store, folder, sources)
         stored_sha256 = detached.sha256_of(sources)
-    image = args.prominence_head_image or args.container_image or runinfo.default_snakemake_image()
     labels = {
         **runinfo.RunLabels(run_id, runinfo.workdir_key(str(workdir))).labels(),
         detached.WORKFLOW_LABEL: jobspec.label_value(workdir.name),
@@ -157,7 +178,7 @@ def cmd_submit(args: argparse.Namespace, snakemake_args: list[str]) -> int:
         labels=labels,
         cpus=1,
         memory_gb=args.prominence_head_memory,
-        disk_gb=10,
+        disk_gb=max(detached.HEAD_DISK_GB, int(args.min_disk or 0)),
         walltime_minutes=args.prominence_head_walltime,
         runtime=args.runtime or "singularity",
     )

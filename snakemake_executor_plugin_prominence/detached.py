@@ -50,6 +50,8 @@ DIST_NAME = "snakemake-executor-plugin-prominence"
 SKIPPED_DIRS = {".snakemake", ".git", ".venv", "venv", "__pycache__", ".pytest_cache"}
 #: Storage plugin settings are env settings named like this; they travel in the task env.
 STORAGE_ENV_PREFIX = "SNAKEMAKE_STORAGE_"
+#: The head's disk (its image is pulled into it), unless --prominence-min-disk asks for more.
+HEAD_DISK_GB = 10
 
 
 class SourcesTooLarge(ValueError):
@@ -196,7 +198,7 @@ def head_description(
         "cmd": jobspec.shell_command(command),
     }
     if env:
-        task["env"] = dict(env)
+        task["env"] = jobspec.task_env(HEAD_NAME_PREFIX.rstrip("-"), env, runtime)
     description = {
         "name": HEAD_NAME_PREFIX + jobspec.label_value(run_id)[:40],
         "resources": {

@@ -61,6 +61,9 @@ class Executor(RemoteExecutor):
         self._defaults = startup.job_defaults(
             settings, self._run, startup.default_image(settings, self.workflow)
         )
+        warning = startup.retries_warning(settings, self.workflow)
+        if warning:
+            self.logger.warning(warning)
         self._pause = pause.TokenPause(settings.max_token_wait * 60)
         #: a submission ended without knowing whether its job exists: look for strays at the end
         self._unclear_submissions = False

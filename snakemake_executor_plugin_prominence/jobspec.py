@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from snakemake_executor_plugin_prominence import resources
+from snakemake_executor_plugin_prominence import explicit, images, resources
 from snakemake_executor_plugin_prominence.resources import MAX_INTEGER, JobSpecError, strict_int
 
 __all__ = ["JobDefaults", "JobSpecError", "build"]
@@ -43,6 +43,8 @@ MAX_TIME_IN_QUEUE_MINUTES = 44640
 MAX_NAME_LENGTH = 512
 MAX_LABEL_LENGTH = 512
 
+#: What the udocker runtime can pass as ``--env=NAME=value`` (a shell variable name).
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LABEL_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
 LABEL_VALUE_PATTERN = re.compile(r"^[A-Za-z0-9_./-]+$")
 #: Characters allowed in names and label values alike (a subset of both server patterns).
@@ -53,6 +55,7 @@ _UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9_./-]")
 class JobDefaults:
     """Run-wide inputs of the mapping, resolved once from the plugin settings."""
 
+    #: the default image, already as the worker pulls it (``images.pullable``)
     image: str
     runtime: str = "singularity"
     max_retries: int | None = None
@@ -60,6 +63,14 @@ class JobDefaults:
     sites: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: the setting the default image comes from, for messages
+    image_setting: str = "--prominence-container-image"
+    #: the least disk (GB) of a job whose rules do not set theirs
+    min_disk_gb: int = resources.DEFAULT_DISK_GB
+    #: submit GPU rules without their GPU request instead of failing them
+    ignore_gpu: bool = False
+    #: whether a job's rules set their disk themselves (then it is taken as is)
+    rules_set_disk: Callable[[JobExecutorInterface], bool] = explicit.rules_set_disk
 
 
 def build(
@@ -77,16 +88,20 @@ def build(
     """
     rule = rule_label(job)
     extra = _prominence_resources(job, rule)
+    if not defaults.ignore_gpu:
+        _refuse_gpu(job, rule)
 
-    requested = resources.requested(job, rule)
+    min_disk = 1 if defaults.rules_set_disk(job) else defaults.min_disk_gb
+    requested = resources.requested(job, rule, min_disk_gb=min_disk)
 
+    runtime = _choice(rule, "prominence_runtime", extra, RUNTIMES, defaults.runtime)
     task: dict[str, Any] = {
-        "image": _image(job, rule, extra, defaults),
-        "runtime": _choice(rule, "prominence_runtime", extra, RUNTIMES, defaults.runtime),
+        "image": _image(job, rule, extra, defaults, runtime),
+        "runtime": runtime,
         "cmd": shell_command(command),
     }
     if env:
-        task["env"] = {str(k): str(v) for k, v in env.items()}
+        task["env"] = task_env(rule, env, runtime)
     _add_mpi(task, requested, rule, extra)
 
     description: dict[str, Any] = {
@@ -110,6 +125,37 @@ def shell_command(command: str) -> str:
     every ``$``.
     """
     return ("/bin/sh -c " + shlex.quote(command)).replace("$", "$$")
+
+
+def task_env(rule: str, env: Mapping[str, Any], runtime: str) -> dict[str, str]:
+    """The task ``env`` that gives the job exactly ``env``.
+
+    Singularity hands it to the job as its process environment, as is. udocker gets each pair
+    as ``--env=NAME=value`` inside one command line that the worker splits with
+    ``shlex.split``: there a raw value with a space would become extra arguments and a quote
+    would crash the worker, so each value is shell-quoted, which that split undoes exactly.
+    What cannot travel that way fails the job, naming the variable, never its value (it may
+    be a credential).
+    """
+    values = {str(name): str(value) for name, value in env.items()}
+    if runtime != "udocker":
+        return values
+    quoted = {}
+    for name, value in values.items():
+        if not ENV_NAME_PATTERN.match(name):
+            raise JobSpecError(
+                rule,
+                "env",
+                name,
+                "is not a variable name the udocker runtime can pass (letters, digits and _, "
+                "not starting with a digit): rename it, or use the singularity runtime",
+            )
+        if "\0" in value:
+            raise JobSpecError(
+                rule, "env", name, "has a NUL character in its value, which no process can get"
+            )
+        quoted[name] = shlex.quote(value)
+    return quoted
 
 
 def rule_label(job: JobExecutorInterface) -> str:
@@ -193,36 +239,61 @@ def _prominence_resources(job: JobExecutorInterface, rule: str) -> dict[str, Any
 
 
 def _image(
-    job: JobExecutorInterface, rule: str, extra: Mapping[str, Any], defaults: JobDefaults
+    job: JobExecutorInterface,
+    rule: str,
+    extra: Mapping[str, Any],
+    defaults: JobDefaults,
+    runtime: str,
 ) -> str:
-    """``prominence_image`` > the rule's ``container:`` > the run-wide default image."""
+    """``prominence_image`` > the rule's ``container:`` > the run-wide default image, as the
+    worker pulls it under ``runtime`` (``docker://`` stripped, unpullable ones refused)."""
     if "prominence_image" in extra:
-        image = extra["prominence_image"]
-        _check_image(rule, "prominence_image", image)
-        return image
+        return images.for_job(rule, "prominence_image", extra["prominence_image"], runtime)
     containers = {
         member.container_img_url
         for member in _member_jobs(job)
         if getattr(member, "container_img_url", None)
     }
-    if len(containers) > 1:
+    pullable = {images.for_job(rule, "container", image, runtime) for image in containers}
+    if len(pullable) > 1:
         raise JobSpecError(
             rule,
             "container",
             sorted(containers),
             "differs between the rules of the group; set prominence_image for all of them",
         )
-    if containers:
-        image = containers.pop()
-        _check_image(rule, "container", image)
-        return image
+    if pullable:
+        return pullable.pop()
+    if runtime != defaults.runtime:  # checked at start for the run's runtime only
+        try:
+            images.pullable(defaults.image, runtime)
+        except images.ImageRefused as e:
+            raise JobSpecError(
+                rule,
+                "prominence_runtime",
+                runtime,
+                f"cannot run the default image {defaults.image!r} ({defaults.image_setting}), "
+                f"which {e}",
+            ) from None
     return defaults.image
 
 
-def _check_image(rule: str, resource: str, image: Any) -> None:
-    if not isinstance(image, str) or not image.strip() or any(c.isspace() for c in image):
+def _refuse_gpu(job: JobExecutorInterface, rule: str) -> None:
+    """PROMINENCE has no GPU resource: a GPU rule submitted as is would run on a CPU node."""
+    for member in _member_jobs(job):
+        found = resources.gpu_request(member.resources)
+        if found is None:
+            continue
+        name, value = found
+        which = f" (rule {member.name} of the group)" if job.is_group() else ""
         raise JobSpecError(
-            rule, resource, image, "is invalid: expected an image name without spaces"
+            rule,
+            name,
+            value,
+            f"asks for a GPU{which}, and PROMINENCE jobs cannot request one: it would run on "
+            "a node without. Run the rule on a site whose operator offers GPUs "
+            "(prominence_sites='<site>') and pass --prominence-ignore-gpu to submit it "
+            "without the GPU request, or run it elsewhere (localrules, or another executor)",
         )
 
 

@@ -8,14 +8,19 @@ integer; the server rejects floats and crashes on numeric strings) becomes a
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
 # HTCondor stores these as 32-bit integers; a larger request can only be a mistake.
 MAX_INTEGER = 2**31 - 1
-#: The server needs a disk size (it crashes without one); the official CLI's default.
+#: The least disk a job asks for unless its rule sets one (``--prominence-min-disk``): the
+#: worker pulls the image into the job's own disk, and the official CLI always asks for 10.
 DEFAULT_DISK_GB = 10
+#: GPU resources that other executors read (counts, then what kind); PROMINENCE has none.
+GPU_COUNTS = ("gpu", "gpus", "nvidia_gpu", "amd_gpu")
+GPU_KINDS = ("gpu_model", "gpu_manufacturer")
 
 
 class JobSpecError(ValueError):
@@ -28,13 +33,18 @@ class JobSpecError(ValueError):
         super().__init__(f"Rule '{rule}': resource {resource}={value!r} {problem}.")
 
 
-def requested(job: JobExecutorInterface, rule: str) -> dict[str, int]:
-    """``nodes``, ``cpus``, ``memory`` (GB), ``disk`` (GB) and, when asked for, ``walltime``."""
+def requested(
+    job: JobExecutorInterface, rule: str, min_disk_gb: int = DEFAULT_DISK_GB
+) -> dict[str, int]:
+    """``nodes``, ``cpus``, ``memory`` (GB), ``disk`` (GB) and, when asked for, ``walltime``.
+
+    ``min_disk_gb``: the least disk asked for (1 takes the job's own value as it is).
+    """
     result = {
         "nodes": _nodes(job, rule),
         "cpus": _cpus(job, rule),
         "memory": _memory_gb(job, rule),
-        "disk": _disk_gb(job, rule),
+        "disk": max(min_disk_gb, _size_gb(job, rule, "disk") or 1),
     }
     walltime = _walltime_minutes(job, rule)
     if walltime is not None:
@@ -114,11 +124,6 @@ def _memory_gb(job: JobExecutorInterface, rule: str) -> int:
     return _size_gb(job, rule, "mem") or 1
 
 
-def _disk_gb(job: JobExecutorInterface, rule: str) -> int:
-    # The server needs disk (it crashes without it), so a default is always sent.
-    return _size_gb(job, rule, "disk") or DEFAULT_DISK_GB
-
-
 def _walltime_minutes(job: JobExecutorInterface, rule: str) -> int | None:
     value = job.resources.get("runtime")
     if value is None or (not isinstance(value, bool) and value == 0):
@@ -131,3 +136,30 @@ def _nodes(job: JobExecutorInterface, rule: str) -> int:
     if value is None:
         return 1
     return strict_int(rule, "nodes", value, 1, MAX_INTEGER)
+
+
+def gpu_request(resources: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """The first resource that asks for a GPU (a count above 0, a model or a make), if any."""
+    for name in GPU_COUNTS + GPU_KINDS:
+        value = resources.get(name)
+        if _asks_for_gpu(value, is_count=name in GPU_COUNTS):
+            return name, value
+    return None
+
+
+def _asks_for_gpu(value: Any, is_count: bool) -> bool:
+    """0, None, False and empty text ask for nothing. A count that is not a number
+    (``nvidia_gpu="nvidia-tesla-t4"``, as some executors take it) names a GPU type."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or not is_count:
+            return bool(text)
+        try:
+            return float(text) > 0
+        except ValueError:
+            return True
+    if isinstance(value, int | float):
+        return value > 0
+    return bool(value)

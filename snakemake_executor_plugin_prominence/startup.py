@@ -13,7 +13,7 @@ from typing import Any
 
 from snakemake_interface_common.exceptions import WorkflowError
 
-from snakemake_executor_plugin_prominence import auth, jobspec, renewal, runinfo
+from snakemake_executor_plugin_prominence import auth, images, jobspec, renewal, runinfo
 from snakemake_executor_plugin_prominence.client import (
     ProminenceClient,
     check_base_url,
@@ -31,12 +31,21 @@ def check_settings(settings: Any) -> None:
         ("max_token_wait", 0),
         ("token_warning", 0),
         ("idle_threshold", 0),
+        ("min_disk", 1),
     ):
         value = getattr(settings, name)
         if value < minimum:
-            flag = "--prominence-" + name.replace("_", "-")
-            raise WorkflowError(f"{flag} {value}: must be at least {minimum}.")
+            raise WorkflowError(f"{_flag(name)} {value}: must be at least {minimum}.")
+    if settings.max_retries is not None and not 0 <= settings.max_retries <= jobspec.MAX_RETRIES:
+        raise WorkflowError(
+            f"--prominence-max-retries {settings.max_retries}: must be from 0 to "
+            f"{jobspec.MAX_RETRIES} (PROMINENCE refuses more)."
+        )
     check_low_cpu_efficiency(settings.low_cpu_efficiency)
+
+
+def _flag(name: str) -> str:
+    return "--prominence-" + name.replace("_", "-")
 
 
 def check_low_cpu_efficiency(value: float) -> None:
@@ -112,12 +121,46 @@ def token_provider(settings: Any, logger: Any) -> auth.TokenProvider:
 
 
 def default_image(settings: Any, workflow: Any) -> str:
-    """--prominence-container-image, else Snakemake's --container-image (which defaults to
-    snakemake/snakemake:v<its version>), else that image for the local Snakemake."""
+    """The image of jobs whose rule names none, as the worker pulls it: a ``docker://`` is
+    stripped, and one no worker can pull stops the run here, naming the setting.
+
+    It is --prominence-container-image, else Snakemake's --container-image (which defaults to
+    snakemake/snakemake:v<its version>), else that image for the local Snakemake.
+    """
+    setting = default_image_setting(settings)
     if settings.container_image:
-        return settings.container_image
-    image = getattr(workflow.remote_execution_settings, "container_image", None)
-    return image or runinfo.default_snakemake_image()
+        image = settings.container_image
+    else:
+        image = getattr(workflow.remote_execution_settings, "container_image", None)
+        image = image or runinfo.default_snakemake_image()
+    try:
+        return images.pullable(image, settings.runtime)
+    except images.ImageRefused as e:
+        raise WorkflowError(f"{setting} {image!r} {e}.") from None
+
+
+def default_image_setting(settings: Any) -> str:
+    """Which setting the default image comes from (messages name it)."""
+    return "--prominence-container-image" if settings.container_image else "--container-image"
+
+
+def retries_warning(settings: Any, workflow: Any) -> str | None:
+    """PROMINENCE's ``maximumRetries`` re-runs the whole job after any non-zero exit and
+    after a walltime kill, not only after a fault of the worker; Snakemake's ``--retries``
+    then submits it again: with both, the runs of a failing job multiply."""
+    ours = settings.max_retries or 0
+    theirs = getattr(getattr(workflow, "execution_settings", None), "retries", 0) or 0
+    if ours <= 0 or theirs <= 0:
+        return None
+    runs = (ours + 1) * (theirs + 1)
+    return (
+        f"--prominence-max-retries {ours} and Snakemake's --retries {theirs} multiply: "
+        f"PROMINENCE runs a failing job up to {ours + 1} times (it retries after your "
+        "command's own non-zero exit and after a walltime kill too, not only after a fault of "
+        f"the worker), and Snakemake submits it up to {theirs + 1} times, so a job that keeps "
+        f"failing can run {runs} times. Keep only one of them (--retries alone for failures "
+        "of your command, or --prominence-max-retries alone)."
+    )
 
 
 def job_defaults(settings: Any, run: runinfo.RunLabels, image: str) -> jobspec.JobDefaults:
@@ -133,6 +176,9 @@ def job_defaults(settings: Any, run: runinfo.RunLabels, image: str) -> jobspec.J
         sites=jobspec.split_list(settings.sites),
         regions=jobspec.split_list(settings.regions),
         labels={**user_labels, **run.labels()},
+        image_setting=default_image_setting(settings),
+        min_disk_gb=settings.min_disk,
+        ignore_gpu=settings.ignore_gpu,
     )
 
 

@@ -102,7 +102,7 @@ def test_failures_are_explained_with_logs(tmp_path, failing_emulator):
     assert "No module named snakemake" in log_file(workdir, block).read_text()
 
     block = error_block(output, "missing_image")
-    assert "failed: Container image pull failed (image docker://example/does-not-exist:1)" in block
+    assert "failed: Container image pull failed (image example/does-not-exist:1)" in block
     assert log_file(workdir, block).read_text().startswith("# PROMINENCE job")
 
     block = error_block(output, "deleted")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shlex
 import string
@@ -13,6 +14,8 @@ from snakemake_executor_plugin_prominence.jobspec import JobDefaults, JobSpecErr
 from tests.jobs import FakeGroupJob, FakeJob
 
 DEFAULTS = JobDefaults(image="snakemake/snakemake:v9.27.1", labels={"snakemakerun": "abc123"})
+#: As DEFAULTS, for jobs whose rules set their disk themselves (taken as is, no floor).
+OWN_DISK = dataclasses.replace(DEFAULTS, rules_set_disk=lambda job: True)
 COMMAND = "python -m snakemake --snakefile 'Snakefile' --target-jobs 'align:sample=a'"
 
 
@@ -31,7 +34,8 @@ def full_resources(**overrides):
 
 def test_minimal_job_has_every_field_the_server_requires():
     spec = make(FakeJob(resources=full_resources()))
-    assert spec["resources"] == {"nodes": 1, "cpus": 1, "memory": 1, "disk": 1}
+    # Snakemake's default disk_mb=1000 is raised to the floor: the image is pulled into it
+    assert spec["resources"] == {"nodes": 1, "cpus": 1, "memory": 1, "disk": 10}
     task = spec["tasks"][0]
     assert task["image"] == "snakemake/snakemake:v9.27.1"
     assert task["runtime"] == "singularity"
@@ -67,7 +71,33 @@ def test_fractional_memory_is_rounded_up_not_rejected():
 
 @pytest.mark.parametrize(("mib", "gb"), [(954, 1), (10240, 10), (10241, 11), (102400, 100)])
 def test_disk_rounds_up_to_whole_gb(mib, gb):
-    assert make(FakeJob(resources=full_resources(disk_mib=mib)))["resources"]["disk"] == gb
+    job = FakeJob(resources=full_resources(disk_mib=mib))
+    assert make(job, OWN_DISK)["resources"]["disk"] == gb
+
+
+@pytest.mark.parametrize(
+    ("mib", "floor", "gb"), [(954, 10, 10), (954, 2, 2), (20480, 10, 20), (954, 1, 1)]
+)
+def test_disk_not_set_by_the_rule_is_at_least_the_floor(mib, floor, gb):
+    defaults = dataclasses.replace(DEFAULTS, min_disk_gb=floor)
+    assert (
+        make(FakeJob(resources=full_resources(disk_mib=mib)), defaults)["resources"]["disk"] == gb
+    )
+
+
+def test_disk_the_rule_sets_is_taken_as_is_below_the_floor():
+    seen = []
+
+    def rule_sets_disk(job):
+        seen.append(job)
+        return job.name == "small"
+
+    defaults = dataclasses.replace(DEFAULTS, rules_set_disk=rule_sets_disk)
+    small = FakeJob(name="small", resources=full_resources(disk_mb=2000, disk_mib=1908))
+    other = FakeJob(name="other", resources=full_resources(disk_mb=2000, disk_mib=1908))
+    assert make(small, defaults)["resources"]["disk"] == 2
+    assert make(other, defaults)["resources"]["disk"] == 10
+    assert seen == [small, other]
 
 
 def test_disk_is_always_sent_because_the_server_crashes_without_it():
@@ -190,7 +220,8 @@ def test_image_precedence_resource_over_container_over_default():
     base = full_resources()
     assert make(FakeJob(resources=base))["tasks"][0]["image"] == DEFAULTS.image
     job = FakeJob(resources=base, container_img_url="docker://rocker/r-ver:4.4")
-    assert make(job)["tasks"][0]["image"] == "docker://rocker/r-ver:4.4"
+    # the worker adds docker:// itself
+    assert make(job)["tasks"][0]["image"] == "rocker/r-ver:4.4"
     job = FakeJob(
         resources=full_resources(prominence_image="me/tools:1"),
         container_img_url="docker://rocker/r-ver:4.4",
@@ -333,7 +364,10 @@ def test_group_members_must_agree_on_image():
     with pytest.raises(JobSpecError, match="differs between the rules of the group"):
         make(group)
     group.jobs = [FakeJob(container_img_url="docker://a"), FakeJob()]
-    assert make(group)["tasks"][0]["image"] == "docker://a"
+    assert make(group)["tasks"][0]["image"] == "a"
+    # the same image, written with and without docker://
+    group.jobs = [FakeJob(container_img_url="docker://a:1"), FakeJob(container_img_url="a:1")]
+    assert make(group)["tasks"][0]["image"] == "a:1"
 
 
 def test_group_members_must_agree_on_prominence_resources():

@@ -40,6 +40,16 @@ WORKFLOW = Path(__file__).resolve().parent / "workflows" / "one_job"
             ["--prominence-ca-bundle", "/nonexistent/ca.pem"],
             "--prominence-ca-bundle: /nonexistent/ca.pem is not a file.",
         ),
+        (  # a default image no PROMINENCE worker can pull, ours or Snakemake's
+            {"PROMINENCE_TOKEN": "t", "PROMINENCE_URL": "EMULATOR"},
+            ["--prominence-container-image", "library://me/tools/snakemake:9"],
+            "--prominence-container-image 'library://me/tools/snakemake:9' cannot be pulled",
+        ),
+        (
+            {"PROMINENCE_TOKEN": "t", "PROMINENCE_URL": "EMULATOR"},
+            ["--container-image", "oras://ghcr.io/me/snakemake:9"],
+            "--container-image 'oras://ghcr.io/me/snakemake:9' cannot be pulled",
+        ),
         (  # the server's address without the API's path: a user's first mistake
             {"PROMINENCE_TOKEN": "t", "PROMINENCE_URL": "EMULATOR_ROOT"},
             [],
