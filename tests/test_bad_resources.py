@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.emulator_helpers import jwt_for
 from tests.processes import plugin_args, plugin_env, run_snakemake
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +25,7 @@ def test_bad_resources_fail_alone(tmp_path, emulator):
     result = run_snakemake(
         plugin_args(storage, 4, "--keep-going"),
         cwd=workdir,
-        env=plugin_env(emulator.url, "bad-resources-token"),
+        env=plugin_env(emulator.url, jwt_for("bad-resources")),
     )
 
     assert result.returncode != 0

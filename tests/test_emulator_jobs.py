@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from snakemake_executor_plugin_prominence.emulator import Emulator
-from tests.emulator_helpers import Api, job, process_gone, wait_until
+from tests.emulator_helpers import TOKEN, Api, job, process_gone, wait_until
 from tests.processes import emulator_process
 
 SCALE = 0.005  # one minute of job time lasts 0.3 s
@@ -78,7 +78,7 @@ def test_task_sandbox_and_environment(api, emulator, monkeypatch):
     assert env["PROMINENCE_NODES"] == "1" and env["PROMINENCE_NODE_NUM"] == "0"
     assert env["PROMINENCE_CONTAINER_RUNTIME"] == "singularity"
     assert env["PROMINENCE_URL"] == emulator.url
-    assert env["PROMINENCE_TOKEN"] not in ("", "alice-token")
+    assert env["PROMINENCE_TOKEN"] not in ("", TOKEN)
     assert env["LANG"] == "C.UTF-8"
     assert env["PATH"].split(os.pathsep)[0].startswith(str(emulator.state_dir))
 

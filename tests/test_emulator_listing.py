@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from snakemake_executor_plugin_prominence.emulator import Emulator
-from tests.emulator_helpers import Api, ids, job
+from tests.emulator_helpers import Api, ids, job, jwt_for
 
 TASK_RESULT_KEYS = {
     "imagePullStatus", "imagePullTime", "exitCode", "wallTimeUsage", "cpuTimeUsage",
@@ -20,7 +20,7 @@ TASK_RESULT_KEYS = {
 @pytest.fixture(scope="module")
 def world():
     with Emulator(cpus=2, memory=4, time_scale=0.01) as emulator:
-        alice, bob = Api(emulator.url), Api(emulator.url, token="bob-token")
+        alice, bob = Api(emulator.url), Api(emulator.url, token=jwt_for("bob"))
         c = alice.submit(job("true", name="c", labels={"Run": "r1"}))
         alice.wait(c)
         d = alice.submit(job("true", name="d", labels={"run": "r2"}))

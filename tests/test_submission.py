@@ -9,6 +9,7 @@ import pytest
 from snakemake_executor_plugin_prominence.auth import TokenProvider
 from snakemake_executor_plugin_prominence.client import ProminenceClient, RequestRejected
 from snakemake_executor_plugin_prominence.submission import submit_once
+from tests.emulator_helpers import jwt_for
 
 
 def description(key: str) -> dict:
@@ -30,7 +31,7 @@ def faulty(tmp_path):
 
 
 def test_one_job_per_submission_under_faults(faulty):
-    client = ProminenceClient(faulty.url, TokenProvider("t", None, {}), backoff=0)
+    client = ProminenceClient(faulty.url, TokenProvider(jwt_for("t"), None, {}), backoff=0)
     keys = [uuid.uuid4().hex for _ in range(150)]
     ids = [submit_once(client, description(key), backoff=0) for key in keys]
 
@@ -49,7 +50,7 @@ def test_a_rejected_job_is_not_retried(tmp_path):
     from snakemake_executor_plugin_prominence.emulator import Emulator
 
     with Emulator(port=0, instant=True, state_dir=tmp_path) as emu:
-        client = ProminenceClient(emu.url, TokenProvider("t", None, {}))
+        client = ProminenceClient(emu.url, TokenProvider(jwt_for("t"), None, {}))
         bad = description("k1")
         bad["resources"]["memory"] = 0
         with pytest.raises(RequestRejected, match="memory must be at least 1"):

@@ -40,7 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         dest="tokens",
         metavar="T",
-        help="accept only this bearer token (repeatable); default: any non-empty token",
+        help="accept only this bearer token (repeatable), besides the tokens its identity "
+        "provider issues; default: any JWT with an unexpired exp claim (the real server "
+        "refuses every other token)",
+    )
+    add(
+        "--write-token-file",
+        metavar="PATH",
+        help="at start, write a token file for --token-user to PATH (mode 0600), the JSON that "
+        "`prominence login` saves, for --prominence-token-file or ~/.prominence/token",
+    )
+    add(
+        "--token-user",
+        default="emulator-user",
+        metavar="NAME",
+        help="the user of --write-token-file's token (default: %(default)s)",
     )
     add("--cpus", type=int, help="CPU slots shared by running jobs (default: all cores)")
     add("--memory", type=int, metavar="GB", help="memory slots in GB (default: host RAM)")
@@ -260,6 +274,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc.strerror or exc)
         return 2
+    if args.write_token_file:
+        try:
+            path = emulator.write_token_file(args.write_token_file, args.token_user)
+        except OSError as exc:
+            emulator.stop()
+            log.error("cannot write the token file %s: %s", args.write_token_file, exc)
+            return 2
+        log.info(
+            "token file for user %s written to %s (valid %g s)",
+            args.token_user,
+            path,
+            emulator.config.token_lifetime,
+        )
     config = emulator.config
     log.info(
         "container images are recorded but not pulled: tasks run on this host, in a scratch "

@@ -10,6 +10,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from .auth import usable_token
+
 #: Patterns (fnmatch, image name without ``docker://``) whose tasks get a Python without Snakemake.
 DEFAULT_BARE_IMAGES: tuple[str, ...] = ("busybox*", "alpine*")
 
@@ -88,6 +90,13 @@ class EmulatorConfig:
         object.__setattr__(self, "prefix", normalise_prefix(self.prefix))
         if self.tokens is not None:
             object.__setattr__(self, "tokens", tuple(self.tokens))
+            for number, token in enumerate(self.tokens, 1):
+                if not usable_token(token):
+                    raise ValueError(
+                        f"accepted token #{number} is not a JWT with a numeric exp claim: the "
+                        "real server refuses every such token (get one with --write-token-file "
+                        "or POST /_emulator/login instead)"
+                    )
         for name in (
             "bare_images",
             "missing_images",

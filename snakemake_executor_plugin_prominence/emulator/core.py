@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import render, sandbox
-from .auth import Authenticator
+from .auth import Authenticator, Identity
 from .config import EmulatorConfig
 from .cpuinfo import host_cpu
 from .faults import RequestStats
@@ -64,8 +64,9 @@ class EmulatorCore:
 
     # -- the API operations ------------------------------------------------------------------
 
-    def submit(self, owner: str, body: object) -> JobRecord:
+    def submit(self, owner: Identity | str, body: object) -> JobRecord:
         """Validate and queue a job; raises ``SubmissionRejected`` (400) or crashes (500)."""
+        owner = owner if isinstance(owner, Identity) else Identity(owner)
         error = validate_job(body)
         if error:
             raise SubmissionRejected(error)
@@ -80,7 +81,7 @@ class EmulatorCore:
         job_id = self.store.reserve_id()
         record = JobRecord(
             id=job_id,
-            owner=owner,
+            owner=owner.name,
             spec=spec,
             demand=need,
             created=now,
@@ -107,7 +108,7 @@ class EmulatorCore:
             self._inputs[job_id] = inputs
         self.store.add(record)
         self.runner.enqueue(record)
-        log.debug("job %d submitted by %s", job_id, owner)
+        log.debug("job %d submitted by %s", job_id, owner.name)
         return record
 
     def delete(self, owner: str, ids: list[int]) -> int:
