@@ -76,6 +76,10 @@ class Emulator:
     ``image_pull_seconds``, ``stage_in_seconds`` and ``stage_out_seconds`` are overheads each
     job really spends running (reported as ``imagePullTime``, ``stageInTime``,
     ``stageOutTime``); ``omit_memory`` leaves out the memory figures, as some sites do.
+
+    A job whose processes use more than its memory (1000 MB per GB) is held, then removed
+    ``remove_held_after`` seconds later; ``submit_fault_rate`` answers that fraction of valid
+    submissions with a transient 400 (see ``submit_faults``).
     """
 
     def __init__(
@@ -108,6 +112,8 @@ class Emulator:
         stage_in_seconds: float = 0.0,
         stage_out_seconds: float = 0.0,
         omit_memory: bool = False,
+        remove_held_after: float = 80.0,
+        submit_fault_rate: float = 0.0,
     ) -> None:
         self.config = EmulatorConfig(
             host=host,
@@ -138,6 +144,8 @@ class Emulator:
             stage_in_seconds=stage_in_seconds,
             stage_out_seconds=stage_out_seconds,
             omit_memory=omit_memory,
+            remove_held_after=remove_held_after,
+            submit_fault_rate=submit_fault_rate,
         )
         self.core: EmulatorCore | None = None
         self.state_dir: Path | None = None
