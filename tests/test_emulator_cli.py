@@ -90,7 +90,9 @@ def test_help_lists_the_contract_options():
     for option in ("--host", "--port", "--prefix", "--token", "--cpus", "--memory", "--state-dir",
                    "--instant", "--job-seconds", "--latency", "--fault-rate", "--seed",
                    "--time-scale", "--bare-image", "--missing-image", "--image-pull-seconds",
-                   "--stage-in-seconds", "--stage-out-seconds", "--omit-memory"):  # fmt: skip
+                   "--stage-in-seconds", "--stage-out-seconds", "--omit-memory",
+                   "--write-token-file", "--token-user", "--remove-held-after",
+                   "--submit-fault-rate"):  # fmt: skip
         assert option in result.stdout
 
 
@@ -205,3 +207,24 @@ def test_write_token_file_gives_a_token_the_api_accepts(tmp_path):
         assert saved["access_token"] not in log
     finally:
         stop(process)
+
+
+def test_fault_and_hold_options_reach_the_emulator(tmp_path):
+    process, url = start(
+        tmp_path, "--instant", "--submit-fault-rate", "1", "--seed", "4",
+        "--remove-held-after", "inf",
+    )  # fmt: skip
+    try:
+        response = Api(url).post("/jobs", json=job("true"))
+        assert response.status_code == 400
+        root = url.rsplit("/api/v1", 1)[0]
+        stats = requests.get(root + "/_emulator/stats", timeout=10).json()
+        assert stats["submit_faults"]["total"] == 1
+    finally:
+        stop(process)
+    bad = subprocess.run(
+        [sys.executable, "-m", "snakemake_executor_plugin_prominence.emulator",
+         "--submit-fault-rate", "2"],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=30,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "submit_fault_rate must be between 0 and 1" in bad.stderr
