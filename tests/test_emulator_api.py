@@ -189,7 +189,8 @@ def test_delete_an_idle_job(api, blocker):
     assert api.delete(f"/jobs/{idle}").json() == {}
     deleted = api.describe(idle)
     assert (deleted["status"], deleted["statusReason"]) == ("deleted", "Job deleted by user")
-    assert "startTime" not in deleted["events"]
+    # list_jobs.py gives a removed job an endTime only if it ever started
+    assert set(deleted["events"]) == {"createTime"}
 
 
 def test_a_job_that_can_never_fit_fails_and_cannot_be_deleted(api):
@@ -197,6 +198,7 @@ def test_a_job_that_can_never_fit_fails_and_cannot_be_deleted(api):
     failed = api.wait(job_id)
     assert (failed["status"], failed["statusReason"]) == ("failed", "No matching resources")
     assert "tasks" not in failed["execution"]
+    assert set(failed["events"]) == {"createTime"}  # removed by a rule before it started
     assert api.delete(f"/jobs/{job_id}").status_code == 400
 
 
