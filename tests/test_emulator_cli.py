@@ -228,3 +228,20 @@ def test_fault_and_hold_options_reach_the_emulator(tmp_path):
         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=30,
     )  # fmt: skip
     assert bad.returncode == 2 and "submit_fault_rate must be between 0 and 1" in bad.stderr
+
+
+def test_every_option_is_in_the_readmes_emulator_section():
+    from snakemake_executor_plugin_prominence.emulator.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## The local emulator", 1)[1].split("\n## ", 1)[0]
+    options = {
+        option
+        for action in build_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    missing = sorted(
+        option for option in options if not re.search(rf"(?<![\w-]){option}(?![\w-])", section)
+    )
+    assert missing == [], f"emulator options missing from README: {missing}"

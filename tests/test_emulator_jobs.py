@@ -413,3 +413,19 @@ def test_deleting_a_job_during_its_stage_in_ends_it_at_once(tmp_path):
         # its worker stopped waiting (else it would hold its slots for the whole 30 s)
         assert wait_until(lambda: not emu.core.runner._workers, timeout=5)
         assert not api.describe(job_id)["execution"].get("tasks")  # no task ever started
+
+
+def test_the_walltime_clock_leaves_out_the_stage_in_and_the_image_pull(tmp_path):
+    """promlet.py starts the clock after the stage-in and adds back the pull time (~2028): a
+    1-minute walltime (1.2 s here) is not used up by 3 s of overheads."""
+    with Emulator(
+        state_dir=tmp_path, time_scale=0.02, image_pull_seconds=1.5, stage_in_seconds=1.5
+    ) as emu:
+        api = Api(emu.url)
+        body = job("sleep 0.2", resources={"cpus": 1, "memory": 1, "disk": 1, "walltime": 1})
+        done = api.wait(api.submit(body), timeout=30)
+        assert done["status"] == "completed"
+        assert done["execution"]["tasks"][0]["exitCode"] == 0
+        body = job("sleep 30", resources={"cpus": 1, "memory": 1, "disk": 1, "walltime": 1})
+        killed = api.wait(api.submit(body), timeout=30)
+        assert (killed["status"], killed["statusReason"]) == ("killed", "Walltime limit exceeded")
