@@ -20,7 +20,7 @@ from .faults import RequestStats
 from .hold import HoldRule
 from .oidc import IdentityProvider
 from .runner import Runner
-from .store import REASON_NO_RESOURCES, JobRecord, JobStore
+from .store import JobRecord, JobStore
 from .submission import Inputs, backend_error, decode_inputs, demand, stored_description
 from .validation import validate_job
 
@@ -131,11 +131,7 @@ class EmulatorCore:
 
     def _start_instant(self, record: JobRecord, now: float) -> None:
         """An instant-mode job: what its runs report is known now; it runs once its hold is
-        over (see ``JobRecord.refresh``). A job no slot can ever take is removed at once."""
-        need = record.demand
-        if need.total_cpus > self.config.total_cpus or need.total_memory > self.config.total_memory:
-            record.remove("failed", REASON_NO_RESOURCES, now)
-            return
+        over (see ``JobRecord.refresh``). Instant jobs take no slots, whatever their size."""
         record.instant_run = plan.instant_run(record, self.config, self.base_url, self.cpu)
         if record.held_until is None:
             record.start_run(now)
