@@ -8,9 +8,10 @@ cd "$ROOT/example-workflow"
 
 state="$(mktemp -d)"
 # --write-token-file: the emulator writes a token file, as `prominence login` does, before it
-# says where it listens. It accepts only JWT access tokens with an expiry, as PROMINENCE does.
+# says where it listens. It accepts only JWT access tokens with an expiry, as PROMINENCE does;
+# this one lives a day, so the run does not warn that it expires within the hour.
 prominence-emulator --port 0 --state-dir "$state/emulator" --write-token-file "$state/token" \
-    --token-user demo >"$state/url" 2>"$state/emulator.log" &
+    --token-user demo --token-lifetime 86400 >"$state/url" 2>"$state/emulator.log" &
 emulator_pid=$!
 trap 'kill "$emulator_pid" 2>/dev/null; wait "$emulator_pid" 2>/dev/null; rm -rf "$state"' EXIT
 for _ in $(seq 100); do
