@@ -49,6 +49,7 @@ def test_a_job_over_its_memory_is_held_frees_its_slot_and_stays_queued(tmp_path)
         assert hog in ids(api.get("/jobs").json())
         assert hog not in ids(api.get("/jobs?status=idle").json())
         assert hog not in ids(api.get("/jobs?status=running").json())
+        assert "used more than the 1000 MB" in api.get(f"/jobs/{hog}/stderr").text
         pid = int(api.get(f"/jobs/{hog}/stdout").text)
         assert wait_until(lambda: process_gone(pid), timeout=5)
         # Its CPU slot is free again: the job behind it runs.

@@ -248,6 +248,11 @@ class Runner:
         )
         for pgid in groups:
             killpg(pgid, signal.SIGKILL)
+        note(
+            record,
+            f"the job's processes used more than the {memory.MB_PER_GB * record.demand.memory}"
+            " MB HTCondor gives it: it is held (listed failed without a reason) until removed",
+        )
 
     # -- one run -----------------------------------------------------------------------------
 
