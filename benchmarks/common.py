@@ -22,12 +22,17 @@ import requests
 from snakemake_executor_plugin_prominence import jobspec, runinfo, tracking
 from snakemake_executor_plugin_prominence.auth import TokenProvider
 from snakemake_executor_plugin_prominence.client import ProminenceClient
+from snakemake_executor_plugin_prominence.emulator.oidc import make_jwt
 from snakemake_executor_plugin_prominence.submission import Submitter
 
 BIN = Path(sys.executable).parent
 #: the plugin's default --prominence-submit-concurrency
 CONCURRENCY = 8
 LISTENING = "PROMINENCE emulator listening on "
+#: the benchmarks' access token: PROMINENCE (and the emulator) accept only JWTs with an exp
+TOKEN = make_jwt(
+    {"preferred_username": "benchmark", "exp": int(time.time()) + 7 * 24 * 3600}, b"benchmark"
+)
 
 # What Snakemake's format_job_exec produces for a typical job (about 1 KB).
 REMOTE_COMMAND = (
@@ -103,7 +108,7 @@ def emulator(*args: str) -> Iterator[str]:
 
 
 def client(url: str, pool_size: int = 16) -> ProminenceClient:
-    return ProminenceClient(url, TokenProvider("benchmark-token", None, {}), pool_size=pool_size)
+    return ProminenceClient(url, TokenProvider(TOKEN, None, {}), pool_size=pool_size)
 
 
 def request_count(url: str, route: str | None = None) -> int:

@@ -56,7 +56,7 @@ def run_mode(url: str, s3: S3Server, mode: str, jobs: int, workdir: Path) -> dic
         **os.environ,
         "PATH": f"{common.BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PROMINENCE_URL": url,
-        "PROMINENCE_TOKEN": "benchmark-token",
+        "PROMINENCE_TOKEN": common.TOKEN,
         "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": ACCESS_KEY,
         "SNAKEMAKE_STORAGE_S3_SECRET_KEY": SECRET_KEY,
     }
@@ -80,7 +80,7 @@ def run_mode(url: str, s3: S3Server, mode: str, jobs: int, workdir: Path) -> dic
     listing = requests.get(
         f"{url}/jobs",
         params={"all": "true", "detail": "true", "constraint": f"bench={label}"},
-        headers={"Authorization": "Bearer benchmark-token"},
+        headers={"Authorization": f"Bearer {common.TOKEN}"},
         timeout=60,
     ).json()
     walls = [task["wallTimeUsage"] for job in listing for task in job["execution"]["tasks"]]

@@ -164,7 +164,7 @@ def bench_end_to_end(count: int) -> dict[str, Any]:
         shutil.copytree(HERE / "workflow", workdir / "wf")
         stats_file = workdir / "stats.json"
         with common.emulator("--state-dir", str(workdir / "emulator")) as url:
-            env = {**os.environ, "PROMINENCE_URL": url, "PROMINENCE_TOKEN": "benchmark-token"}
+            env = {**os.environ, "PROMINENCE_URL": url, "PROMINENCE_TOKEN": common.TOKEN}
             env["PATH"] = f"{common.BIN}{os.pathsep}{env.get('PATH', '')}"
             completed = subprocess.run(
                 [

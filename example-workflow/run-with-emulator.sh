@@ -7,7 +7,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/bootstrap.sh"
 cd "$ROOT/example-workflow"
 
 state="$(mktemp -d)"
-prominence-emulator --port 0 --state-dir "$state/emulator" >"$state/url" 2>"$state/emulator.log" &
+# --write-token-file: the emulator writes a token file, as `prominence login` does, before it
+# says where it listens. It accepts only JWT access tokens with an expiry, as PROMINENCE does;
+# this one lives a day, so the run does not warn that it expires within the hour.
+prominence-emulator --port 0 --state-dir "$state/emulator" --write-token-file "$state/token" \
+    --token-user demo --token-lifetime 86400 >"$state/url" 2>"$state/emulator.log" &
 emulator_pid=$!
 trap 'kill "$emulator_pid" 2>/dev/null; wait "$emulator_pid" 2>/dev/null; rm -rf "$state"' EXIT
 for _ in $(seq 100); do
@@ -19,9 +23,11 @@ url="$(sed -n 's/^PROMINENCE emulator listening on //p' "$state/url")"
 [ -n "$url" ] || { echo "The emulator did not start:" >&2; cat "$state/emulator.log" >&2; exit 1; }
 echo "PROMINENCE emulator running at $url" >&2
 
-# Any non-empty token is accepted by the emulator; it never leaves this machine.
-PROMINENCE_URL="$url" PROMINENCE_TOKEN="emulator-demo-token" \
-    snakemake --profile profiles/emulator --default-storage-prefix "$PWD/.storage" "$@"
+# The emulator's token (it never leaves this machine), from its token file; a token of yours
+# in the environment would go first, so it is blanked for this run.
+PROMINENCE_URL="$url" PROMINENCE_TOKEN="" SNAKEMAKE_PROMINENCE_TOKEN="" \
+    snakemake --profile profiles/emulator --default-storage-prefix "$PWD/.storage" \
+    --prominence-token-file "$state/token" "$@"
 
 echo
 echo "Done. Results (kept in the storage prefix, as on a real PROMINENCE run):"

@@ -297,8 +297,16 @@ def _expired(token: Token) -> bool:
 
 
 def check_not_expired(token: Token, now: float | None = None, renewal_error: str = "") -> None:
-    """Stop before anything is submitted when a JWT has already expired (and renewing it,
-    where possible, failed: ``renewal_error`` says why)."""
+    """Stop before anything is submitted when the token cannot work: it is not a JWT with an
+    ``exp`` claim (PROMINENCE reads a missing ``exp`` as 0, so it refuses every such token), or
+    its ``exp`` has passed (and renewing it, where possible, failed: ``renewal_error`` says
+    why). The message names the token's source, never the token."""
+    if token.expires_at is None:
+        raise TokenError(
+            f"The PROMINENCE token from {token.source} is not a JWT access token with an expiry "
+            "(an `exp` claim): PROMINENCE only accepts such tokens and refuses every other one "
+            f"(401 Authentication failure), so nothing was submitted. {NEW_TOKEN_HINT}"
+        )
     left = token.seconds_left(now)
     if left is not None and left <= 0:
         when = _utc(token.expires_at)

@@ -11,7 +11,8 @@ from typing import Any
 
 import requests
 
-TOKEN = "alice-token"
+#: how long the tokens of ``jwt_for`` live: longer than any test session
+TEST_TOKEN_SECONDS = 7 * 24 * 3600
 
 
 def jwt(claims: dict) -> str:
@@ -22,6 +23,18 @@ def jwt(claims: dict) -> str:
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
     return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def jwt_for(user: str, lifetime: float = TEST_TOKEN_SECONDS) -> str:
+    """An access token of ``user`` that PROMINENCE (and the emulator) accepts: a JWT whose
+    ``preferred_username`` is ``user`` and whose ``exp`` is ``lifetime`` seconds away.
+
+    The real server refuses every token that is not a JWT or has no ``exp``, and so does the
+    emulator: tests use this instead of an opaque string."""
+    return jwt({"preferred_username": user, "sub": user, "exp": int(time.time() + lifetime)})
+
+
+TOKEN = jwt_for("alice")
 
 
 def job(cmd: str = "true", **top: Any) -> dict:

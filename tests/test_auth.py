@@ -17,6 +17,7 @@ from snakemake_executor_plugin_prominence.auth import (
     read_token_file,
     token_file_is_private,
 )
+from tests.emulator_helpers import jwt_for
 
 
 def make_jwt(claims: dict) -> str:
@@ -27,12 +28,13 @@ def make_jwt(claims: dict) -> str:
 
 
 def test_setting_wins_over_env_and_file(tmp_path):
+    from_file, from_env, from_setting = jwt_for("file"), jwt_for("env"), jwt_for("setting")
     token_file = tmp_path / "token"
-    token_file.write_text(json.dumps({"access_token": "from-file"}))
-    env = {"PROMINENCE_TOKEN": "from-env"}
-    assert TokenProvider("from-setting", token_file, env).current().value == "from-setting"
-    assert TokenProvider(None, token_file, env).current().value == "from-env"
-    assert TokenProvider(None, token_file, {}).current().value == "from-file"
+    token_file.write_text(json.dumps({"access_token": from_file}))
+    env = {"PROMINENCE_TOKEN": from_env}
+    assert TokenProvider(from_setting, token_file, env).current().value == from_setting
+    assert TokenProvider(None, token_file, env).current().value == from_env
+    assert TokenProvider(None, token_file, {}).current().value == from_file
 
 
 def test_token_file_json_raw_and_whitespace(tmp_path):
@@ -55,14 +57,15 @@ def test_no_token_anywhere_says_where_it_looked(tmp_path):
 
 
 def test_a_refused_token_gives_way_to_a_refreshed_file(tmp_path):
+    first, second = jwt_for("first"), jwt_for("second")
     path = tmp_path / "token"
-    path.write_text("first")
+    path.write_text(first)
     provider = TokenProvider(None, path, {})
-    assert provider.current().value == "first"
-    path.write_text("second")
-    assert provider.current().value == "first"
-    assert provider.after_refusal("first").value == "second"
-    assert provider.current().value == "second"
+    assert provider.current().value == first
+    path.write_text(second)
+    assert provider.current().value == first
+    assert provider.after_refusal(first).value == second
+    assert provider.current().value == second
 
 
 def test_token_is_never_in_repr_or_str():
@@ -87,7 +90,25 @@ def test_expired_jwt_is_refused_with_a_way_out():
         check_not_expired(token)
     assert "expired" in str(caught.value) and "prominence login" in str(caught.value)
     check_not_expired(Token(make_jwt({"exp": time.time() + 3600}), "x"))
-    check_not_expired(Token("opaque-token", "x"))
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["opaque-secret-value", make_jwt({"sub": "no-exp-secret"}), make_jwt({"exp": "soon"})],
+    ids=["not-a-jwt", "jwt-without-exp", "exp-not-a-number"],
+)
+def test_a_token_without_an_expiry_is_refused_without_showing_it(value):
+    """PROMINENCE reads a missing ``exp`` as 0 and refuses every such token: stop at once."""
+    token = Token(value, "the PROMINENCE_TOKEN environment variable")
+    with pytest.raises(TokenError) as caught:
+        check_not_expired(token)
+    message = str(caught.value)
+    assert message.startswith(
+        "The PROMINENCE token from the PROMINENCE_TOKEN environment variable is not a JWT "
+        "access token with an expiry"
+    )
+    assert "PROMINENCE only accepts such tokens" in message and "prominence login" in message
+    assert value not in message and "secret" not in message
 
 
 def test_private_token_file(tmp_path):
@@ -122,10 +143,11 @@ def test_warnings_for_soon_expiring_tokens_and_readable_files(tmp_path):
 def test_where_a_setting_token_came_from(tmp_path):
     from snakemake_executor_plugin_prominence.auth import SETTING_SOURCE, token_warnings
 
-    from_env = TokenProvider("abc", None, {"SNAKEMAKE_PROMINENCE_TOKEN": "abc"}).current()
+    value = jwt_for("abc")
+    from_env = TokenProvider(value, None, {"SNAKEMAKE_PROMINENCE_TOKEN": value}).current()
     assert from_env.source == "the SNAKEMAKE_PROMINENCE_TOKEN environment variable"
     assert token_warnings(from_env, tmp_path / "none") == []
-    from_flag = TokenProvider("abc", None, {}).current()
+    from_flag = TokenProvider(value, None, {}).current()
     assert from_flag.source == SETTING_SOURCE
     (warning,) = token_warnings(from_flag, tmp_path / "none")
     assert "Prefer PROMINENCE_TOKEN or the token file" in warning

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from snakemake_executor_plugin_prominence import runinfo
+from tests.emulator_helpers import jwt_for
 from tests.processes import plugin_args, plugin_env, run_snakemake
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +53,7 @@ def test_bad_resources_fail_alone(tmp_path, emulator):
             "2",
         ),
         cwd=workdir,
-        env=plugin_env(emulator.url, "bad-resources-token"),
+        env=plugin_env(emulator.url, jwt_for("bad-resources")),
     )
 
     assert result.returncode != 0

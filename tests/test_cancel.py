@@ -13,6 +13,7 @@ import pytest
 
 from snakemake_executor_plugin_prominence.auth import TokenProvider
 from snakemake_executor_plugin_prominence.client import ProminenceClient
+from tests.emulator_helpers import jwt_for
 from tests.processes import BIN, plugin_args, plugin_env
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +31,7 @@ def test_sigint_deletes_all_unfinished_jobs(tmp_path, emulator):
             *plugin_args(tmp_path / "storage", 3, "--config", "count=3", "seconds=300"),
         ],
         cwd=workdir,
-        env={**os.environ, **plugin_env(emulator.url, "cancel-token")},
+        env={**os.environ, **plugin_env(emulator.url, jwt_for("cancel"))},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -48,7 +49,7 @@ def test_sigint_deletes_all_unfinished_jobs(tmp_path, emulator):
         # A job of this run the plugin does not track, as when a submission's answer was lost
         # and the server could not be asked about it: the cancellation must find it too.
         run_id = next(iter(ours))["labels"]["snakemakerun"]
-        client = ProminenceClient(emulator.url, TokenProvider("cancel-token", None, {}))
+        client = ProminenceClient(emulator.url, TokenProvider(jwt_for("cancel"), None, {}))
         stray = client.create_job(
             {
                 "resources": {"cpus": 1, "memory": 1, "disk": 1, "nodes": 1},
@@ -90,7 +91,7 @@ def test_sigint_in_the_middle_of_a_submission_batch_orphans_nothing(tmp_path):
                 ),
             ],
             cwd=workdir,
-            env={**os.environ, **plugin_env(emu.url, "batch-token")},
+            env={**os.environ, **plugin_env(emu.url, jwt_for("batch"))},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

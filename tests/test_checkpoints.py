@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.emulator_helpers import jwt_for
 from tests.processes import plugin_args, plugin_env, run_snakemake
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +23,7 @@ def test_checkpoint_manifest_read_with_open(tmp_path, emulator):
     result = run_snakemake(
         plugin_args(storage, 3),
         cwd=workdir,
-        env=plugin_env(emulator.url, "checkpoint-token"),
+        env=plugin_env(emulator.url, jwt_for("checkpoint")),
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (storage / "summary.txt").read_text() == "BLUE\nGREEN\nRED\n"

@@ -19,6 +19,7 @@ from snakemake_executor_plugin_prominence.client import (
     WrongURL,
     check_base_url,
 )
+from tests.emulator_helpers import jwt_for
 
 
 def job(cmd: str = "/bin/sh -c 'echo hello; echo oops >&2'", **resources) -> dict:
@@ -32,7 +33,7 @@ def job(cmd: str = "/bin/sh -c 'echo hello; echo oops >&2'", **resources) -> dic
 
 @pytest.fixture
 def client(emulator):
-    c = ProminenceClient(emulator.url, TokenProvider("client-test-token", None, {}))
+    c = ProminenceClient(emulator.url, TokenProvider(jwt_for("client-test"), None, {}))
     yield c
     c.close()
 
@@ -101,7 +102,7 @@ def test_validation_error_carries_the_servers_message(client):
 
 
 def test_unauthenticated(emulator):
-    client = ProminenceClient(emulator.url, TokenProvider("x", None, {}))
+    client = ProminenceClient(emulator.url, TokenProvider(jwt_for("x"), None, {}))
     client._session.auth = None  # no Authorization header at all
     with pytest.raises(AuthenticationError, match="Authentication failure"):
         client.list_jobs([1])
@@ -111,7 +112,7 @@ def test_a_404_says_the_url_is_wrong_and_what_it_should_be(emulator):
     """The real server answers every jobs path with JSON (an unknown job: 200 []), so a 404,
     an HTML page here, means there is no PROMINENCE API at that address."""
     wrong_prefix = emulator.url.rsplit("/api/v1", 1)[0] + "/nowhere"
-    client = ProminenceClient(wrong_prefix, TokenProvider("x", None, {}))
+    client = ProminenceClient(wrong_prefix, TokenProvider(jwt_for("x"), None, {}))
     with pytest.raises(WrongURL) as caught:
         client.list_jobs([1])
     assert caught.value.status == 404
@@ -125,7 +126,10 @@ def test_no_server_is_service_unavailable():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     client = ProminenceClient(
-        f"http://127.0.0.1:{port}/api/v1", TokenProvider("x", None, {}), attempts=1, backoff=0
+        f"http://127.0.0.1:{port}/api/v1",
+        TokenProvider(jwt_for("x"), None, {}),
+        attempts=1,
+        backoff=0,
     )
     with pytest.raises(ServiceUnavailable):
         client.list_jobs([1])

@@ -15,6 +15,7 @@ from snakemake.common.tests import TestWorkflowsBase
 from snakemake.settings import types as settings
 
 from snakemake_executor_plugin_prominence import ExecutorSettings
+from tests.emulator_helpers import jwt_for
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +45,7 @@ class TestConformance(TestWorkflowsBase):
     def get_executor_settings(self) -> ExecutorSettings:
         # Jobs run with the emulator's interpreter, which has the storage plugins already.
         return ExecutorSettings(
-            url=self.emulator.url, token="conformance-token", storage_plugins="image"
+            url=self.emulator.url, token=jwt_for("conformance"), storage_plugins="image"
         )
 
     def get_assume_shared_fs(self) -> bool:

@@ -404,7 +404,9 @@ def test_the_emulator_job_token_is_the_real_servers_jwt_and_outlives_user_tokens
     before = time.time()
     token = auth.issue_job_token("dana", walltime_minutes=60)
     claims = jwt_claims(token)
-    assert claims["username"] == "dana" and claims["groups"] and claims["job"]
+    # create_job_token.py's claims; no groups or e-mail known for a user without such claims
+    assert set(claims) == {"username", "groups", "job", "email", "exp"}
+    assert claims["username"] == "dana" and len(claims["job"]) == 36  # the job's uuid
     expected = before + 10 * 24 * 3600 + 2 * 60 * 60 * 3
     assert expected - 5 <= claims["exp"] <= expected + 5
     assert token.split(".")[0] == "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"  # {"alg":"HS256",...}

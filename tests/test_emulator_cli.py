@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from tests.emulator_helpers import Api, job, process_gone, wait_until
+from tests.emulator_helpers import TOKEN, Api, job, jwt_for, process_gone, wait_until
 
 READY = re.compile(r"^PROMINENCE emulator listening on (http://127\.0\.0\.1:\d+/api/v1)\n$")
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,21 +58,22 @@ def test_prints_one_line_and_stops_its_jobs_on_sigterm(tmp_path):
         assert wait_until(lambda: process_gone(pid), timeout=5)
         log = (tmp_path / "stderr.log").read_text()
         assert "not pulled" in log
-        assert "alice-token" not in log
+        assert TOKEN not in log
     finally:
         stop(process)
 
 
 def test_options_reach_the_emulator(tmp_path):
+    t1, t2, t3 = jwt_for("t1"), jwt_for("t2"), jwt_for("t3")
     process, url = start(
-        tmp_path, "--token", "t1", "--token", "t2", "--instant", "--job-seconds", "30",
+        tmp_path, "--token", t1, "--token", t2, "--instant", "--job-seconds", "30",
         "--prefix", "api/v1/", "--cpus", "3", "--memory", "2",
     )  # fmt: skip
     try:
-        assert Api(url, token="t2").get("/jobs").status_code == 200
-        assert Api(url, token="t3").get("/jobs").status_code == 401
-        job_id = Api(url, token="t1").submit(job("true"))
-        assert Api(url, token="t1").describe(job_id)["status"] == "running"
+        assert Api(url, token=t2).get("/jobs").status_code == 200
+        assert Api(url, token=t3).get("/jobs").status_code == 401
+        job_id = Api(url, token=t1).submit(job("true"))
+        assert Api(url, token=t1).describe(job_id)["status"] == "running"
         stats = requests.get(url.rsplit("/api/v1", 1)[0] + "/_emulator/stats", timeout=10).json()
         assert stats["slots"] == {"cpus": 3, "memory": 2}
         process.send_signal(signal.SIGINT)
@@ -88,7 +90,9 @@ def test_help_lists_the_contract_options():
     for option in ("--host", "--port", "--prefix", "--token", "--cpus", "--memory", "--state-dir",
                    "--instant", "--job-seconds", "--latency", "--fault-rate", "--seed",
                    "--time-scale", "--bare-image", "--missing-image", "--image-pull-seconds",
-                   "--stage-in-seconds", "--stage-out-seconds", "--omit-memory"):  # fmt: skip
+                   "--stage-in-seconds", "--stage-out-seconds", "--omit-memory",
+                   "--write-token-file", "--token-user", "--remove-held-after",
+                   "--submit-fault-rate"):  # fmt: skip
         assert option in result.stdout
 
 
@@ -145,7 +149,7 @@ def test_kill_grace_gives_a_deleted_job_time_to_clean_up(tmp_path):
     script = f"trap 'sleep 3; touch {marker}; exit 0' TERM; while true; do sleep 0.1; done"
     process, url = start(tmp_path, "--kill-grace", "6")
     try:
-        api = Api(url, token="t")
+        api = Api(url, token=jwt_for("t"))
         job_id = api.submit(job(f"/bin/sh -c {shlex.quote(script)}"))
         assert wait_until(lambda: api.describe(job_id)["status"] == "running", timeout=20)
         time.sleep(0.5)  # the shell has set its trap
@@ -180,3 +184,64 @@ def test_a_negative_overhead_is_a_usage_error(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "stage_in_seconds must be a non-negative number of seconds" in result.stderr
+
+
+def test_write_token_file_gives_a_token_the_api_accepts(tmp_path):
+    """What a user runs instead of `prominence login`: a private token file at start, in the
+    CLI's format, whose access token the emulator (which refuses opaque tokens) accepts."""
+    token_file = tmp_path / "home" / ".prominence" / "token"
+    process, url = start(
+        tmp_path, "--write-token-file", str(token_file), "--token-user", "zoe",
+        "--token", jwt_for("only-this-one"),
+    )  # fmt: skip
+    try:
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        saved = json.loads(token_file.read_text())
+        assert {"access_token", "refresh_token", "expires_in", "token_type"} <= set(saved)
+        api = Api(url, token=saved["access_token"])
+        job_id = api.submit(job("true"))
+        assert api.describe(job_id)["status"] in ("idle", "running", "completed")
+        assert Api(url, token="an-opaque-token").get("/jobs").status_code == 401
+        log = (tmp_path / "stderr.log").read_text()
+        assert "token file for user zoe written to" in log
+        assert saved["access_token"] not in log
+    finally:
+        stop(process)
+
+
+def test_fault_and_hold_options_reach_the_emulator(tmp_path):
+    process, url = start(
+        tmp_path, "--instant", "--submit-fault-rate", "1", "--seed", "4",
+        "--remove-held-after", "inf",
+    )  # fmt: skip
+    try:
+        response = Api(url).post("/jobs", json=job("true"))
+        assert response.status_code == 400
+        root = url.rsplit("/api/v1", 1)[0]
+        stats = requests.get(root + "/_emulator/stats", timeout=10).json()
+        assert stats["submit_faults"]["total"] == 1
+    finally:
+        stop(process)
+    bad = subprocess.run(
+        [sys.executable, "-m", "snakemake_executor_plugin_prominence.emulator",
+         "--submit-fault-rate", "2"],
+        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=30,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "submit_fault_rate must be between 0 and 1" in bad.stderr
+
+
+def test_every_option_is_in_the_readmes_emulator_section():
+    from snakemake_executor_plugin_prominence.emulator.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## The local emulator", 1)[1].split("\n## ", 1)[0]
+    options = {
+        option
+        for action in build_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    missing = sorted(
+        option for option in options if not re.search(rf"(?<![\w-]){option}(?![\w-])", section)
+    )
+    assert missing == [], f"emulator options missing from README: {missing}"

@@ -125,3 +125,65 @@ def test_faults_are_reproducible(seed):
             return seen
 
     assert run() == run()
+
+
+SUBMIT_MESSAGES = {
+    "Unable to create job sandbox",
+    "Unable to write input file to disk",
+    "Job submission failed with an exception: Failed to create new cluster.",
+    "Job submission failed with an exception: Failed to commit and disconnect from queue.",
+}
+INPUT = {"filename": "in.txt", "content": "aGk="}
+
+
+def submit_many(emu: Emulator, count: int, **top: object) -> list[requests.Response]:
+    return [
+        requests.post(emu.url + "/jobs", json=job(**top), headers=AUTH, timeout=10)
+        for _ in range(count)
+    ]
+
+
+def test_submission_faults_are_400s_and_some_create_the_job_anyway():
+    """create_job.py and jobs.py: backend failures after validation are 400s with these
+    messages; only HTCondor's part can fail after the job was queued."""
+    with Emulator(instant=True, job_seconds=0.05, submit_fault_rate=1.0, seed=5) as emu:
+        answers = submit_many(emu, 40, labels={"batch": "faulty"}, inputs=[INPUT])
+        assert {a.status_code for a in answers} == {400}
+        messages = [a.json()["error"] for a in answers]
+        assert set(messages) == SUBMIT_MESSAGES  # every kind happens (a job with inputs)
+        stats = emu.stats()["submit_faults"]
+        assert stats["total"] == 40 and stats["input"] > 0
+        created = [j for j in emu.jobs() if j["labels"] == {"batch": "faulty"}]
+        assert len(created) == stats["created_anyway"] > 0
+        assert stats["created_anyway"] == messages.count(
+            "Job submission failed with an exception: Failed to commit and disconnect from queue."
+        )
+        # A job created anyway is a real job of the user's: listed, and it runs.
+        api = Api(emu.url)
+        assert api.wait(created[0]["id"], timeout=10)["status"] == "completed"
+        found = api.get("/jobs?all&constraint=batch=faulty").json()
+        assert sorted(ids(found)) == sorted(j["id"] for j in created)
+
+
+def test_submission_faults_come_after_validation_and_at_the_given_rate():
+    with Emulator(instant=True, job_seconds=60, submit_fault_rate=0.3, seed=8) as emu:
+        invalid = requests.post(
+            emu.url + "/jobs", json=job(resources={"cpus": 1}), headers=AUTH, timeout=10
+        )
+        assert invalid.json() == {"error": "memory or memoryPerCpu (in GB) must be defined"}
+        answers = submit_many(emu, 60)  # no inputs: no input file to fail writing
+        faulted = [a for a in answers if a.status_code == 400]
+        assert 5 <= len(faulted) <= 35
+        assert all(a.status_code == 201 for a in answers if a not in faulted)
+        assert "Unable to write input file to disk" not in {a.json()["error"] for a in faulted}
+        stats = emu.stats()["submit_faults"]
+        assert (stats["total"], stats["input"]) == (len(faulted), 0)
+
+
+def test_submission_faults_are_reproducible_with_a_seed():
+    def outcomes() -> list[object]:
+        with Emulator(instant=True, submit_fault_rate=0.5, seed=21) as emu:
+            return [a.json().get("error", a.status_code) for a in submit_many(emu, 20)]
+
+    first = outcomes()
+    assert first == outcomes() and len(set(first)) > 1

@@ -58,10 +58,10 @@ def test_held_jobs_can_be_deleted_and_queue_time_still_applies(tmp_path):
         assert api.delete(f"/jobs/{deleted}").json() == {}
         assert api.wait(deleted)["statusReason"] == "Job deleted by user"
         done = api.wait(expired, timeout=20)
-        assert (done["status"], done["statusReason"]) == (
-            "failed",
-            "Maximum time queued was exceeded",
-        )
+        # 04-prominence-rules removes a waiting job past its limit with the removal reason
+        # NoMatchingResourcesAvailable, which list_jobs.py shows as the waiting reason.
+        assert (done["status"], done["statusReason"]) == ("failed", REASON)
+        assert set(done["events"]) == {"createTime"}  # removed before it started: no endTime
 
 
 def test_holds_in_instant_mode(tmp_path):
@@ -94,3 +94,29 @@ def test_command_line_options(tmp_path):
         [str(BIN / "prominence-emulator"), "--hold-idle", "-1"], capture_output=True, text=True
     )
     assert bad.returncode != 0 and "hold_idle must not be negative" in bad.stderr
+
+
+def test_queue_time_removes_only_waiting_jobs_in_instant_mode_too(tmp_path):
+    """04-prominence-rules: past maximumTimeInQueue, a job is removed only while no site can
+    take it (shown waiting); the limit is in minutes, times --time-scale, since submission."""
+    with Emulator(state_dir=tmp_path, instant=True, job_seconds=0.05, time_scale=0.01) as emu:
+        api = Api(emu.url)
+        emu.hold_idle(match=["stuck*"])
+        limit = {"maximumTimeInQueue": 1}  # 0.6 s here
+        stuck = api.submit(job("true", name="stuck-1", policies=limit))
+        free = api.submit(job("true", name="free-1", policies=limit))
+        assert listing(api, stuck)[stuck]["status"] == "waiting"
+        time.sleep(0.3)
+        assert listing(api, stuck)[stuck]["status"] == "waiting"  # not yet past its limit
+        done = api.wait(stuck, timeout=10)
+        assert (done["status"], done["statusReason"]) == ("failed", REASON)
+        assert set(done["events"]) == {"createTime"}
+        assert api.describe(free)["status"] == "completed"
+
+
+def test_a_hold_that_ends_before_the_limit_lets_the_job_run(tmp_path):
+    with Emulator(state_dir=tmp_path, time_scale=0.01, hold_idle=0.2) as emu:
+        api = Api(emu.url)
+        job_id = api.submit(job("true", policies={"maximumTimeInQueue": 1}))
+        done = api.wait(job_id, timeout=20)
+        assert done["status"] == "completed" and "statusReason" not in done

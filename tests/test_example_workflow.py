@@ -23,12 +23,17 @@ def test_example_workflow_matches_a_local_run(tmp_path):
 
     remote = copy_example(tmp_path / "remote")
     storage = tmp_path / "storage"
-    with emulator_process(tmp_path / "emulator-state") as url:
+    token_file = tmp_path / "token"
+    # As run-with-emulator.sh does: the emulator writes a token file at start.
+    with emulator_process(
+        tmp_path / "emulator-state", "--write-token-file", str(token_file), "--token-user", "demo"
+    ) as url:
         result = run_snakemake(
-            ["--profile", "profiles/emulator", "--default-storage-prefix", str(storage)],
+            ["--profile", "profiles/emulator", "--default-storage-prefix", str(storage),
+             "--prominence-token-file", str(token_file)],
             cwd=remote,
-            env={"PROMINENCE_URL": url, "PROMINENCE_TOKEN": "example-test-token"},
-        )
+            env={"PROMINENCE_URL": url, "PROMINENCE_TOKEN": "", "SNAKEMAKE_PROMINENCE_TOKEN": ""},
+        )  # fmt: skip
     assert result.returncode == 0, result.stderr[-5000:]
 
     expected = files_under(local / "results")

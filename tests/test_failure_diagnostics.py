@@ -15,6 +15,7 @@ import pytest
 
 from snakemake_executor_plugin_prominence.auth import TokenProvider
 from snakemake_executor_plugin_prominence.client import ProminenceClient
+from tests.emulator_helpers import jwt_for
 from tests.processes import BIN, plugin_args, plugin_env
 
 pytestmark = pytest.mark.e2e
@@ -60,14 +61,14 @@ def test_failures_are_explained_with_logs(tmp_path, failing_emulator):
     process = subprocess.Popen(
         [str(BIN / "snakemake"), *plugin_args(tmp_path / "storage", 6, "--keep-going")],
         cwd=workdir,
-        env={**os.environ, **plugin_env(emu.url, "failures-token")},
+        env={**os.environ, **plugin_env(emu.url, jwt_for("failures"))},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
         # Delete the `deleted` job from outside once it runs, as a user would with the CLI.
-        client = ProminenceClient(emu.url, TokenProvider("failures-token", None, {}))
+        client = ProminenceClient(emu.url, TokenProvider(jwt_for("failures"), None, {}))
         deadline = time.time() + 120
         while time.time() < deadline:
             running = [

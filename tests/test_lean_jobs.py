@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from snakemake_executor_plugin_prominence import deployment
+from tests.emulator_helpers import jwt_for
 from tests.processes import run_snakemake
 from tests.s3server import S3Server
 from tests.test_s3_storage import ACCESS_KEY, CREDENTIALS_ENV, SECRET_KEY
@@ -86,7 +87,7 @@ def run_on_s3(emulator, s3, workdir, *extra: str):
         "--seconds-between-status-checks", "1",
         *extra,
     ]  # fmt: skip
-    env = {"PROMINENCE_URL": emulator.url, "PROMINENCE_TOKEN": "lean-token", **CREDENTIALS_ENV}
+    env = {"PROMINENCE_URL": emulator.url, "PROMINENCE_TOKEN": jwt_for("lean"), **CREDENTIALS_ENV}
     result = run_snakemake(args, cwd=workdir, env=env, timeout=300)
     jobs = [job for job in emulator.jobs() if job["id"] not in before]
     return result, bucket, jobs

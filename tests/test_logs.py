@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from snakemake_executor_plugin_prominence import logs
+from tests.emulator_helpers import jwt_for
 from tests.jobs import FakeGroupJob, FakeJob
 from tests.processes import plugin_args, plugin_env, run_snakemake
 
@@ -51,7 +52,7 @@ def test_keep_logs_saves_the_logs_of_a_successful_job(tmp_path, emulator):
     result = run_snakemake(
         plugin_args(tmp_path / "storage", 1, "--prominence-keep-logs"),
         cwd=workdir,
-        env=plugin_env(emulator.url, "keep-logs-token"),
+        env=plugin_env(emulator.url, jwt_for("keep-logs")),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (log,) = (workdir / ".snakemake" / "prominence_logs" / "hello").glob("*.log")

@@ -17,6 +17,7 @@ import pytest
 
 from snakemake_executor_plugin_prominence import events
 from snakemake_executor_plugin_prominence.emulator import Emulator
+from tests.emulator_helpers import jwt_for
 from tests.processes import BIN, plugin_args, plugin_env
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +55,7 @@ def test_state_lines_and_events_of_a_run_with_a_job_that_cannot_start(tmp_path):
                     ),
                 ],
                 cwd=workdir,
-                env={**os.environ, **plugin_env(emu.url, "state-token")},
+                env={**os.environ, **plugin_env(emu.url, jwt_for("state"))},
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip

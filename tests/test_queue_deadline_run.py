@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from snakemake_executor_plugin_prominence.emulator import Emulator
+from tests.emulator_helpers import jwt_for
 from tests.processes import plugin_args, plugin_env, run_snakemake
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +39,7 @@ def test_a_job_waiting_past_its_limit_is_deleted_and_fails_with_the_reason(tmp_p
                 "--prominence-events-file", str(events_file),
             ),
             workdir,
-            plugin_env(emu.url, "deadline-token"),
+            plugin_env(emu.url, jwt_for("deadline")),
             timeout=400,
         )  # fmt: skip
         jobs = {job["name"].split(".")[1]: job for job in emu.jobs()}

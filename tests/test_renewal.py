@@ -68,8 +68,9 @@ def test_a_refused_token_is_renewed_once_and_failures_are_not_retried_in_a_loop(
     warnings = []
     renewer = Counting(fail=True)
     clock = [1000.0]
+    refused = jwt(time.time() + 3600, sub="refused")
     provider = TokenProvider(
-        "opaque-token",
+        refused,
         None,
         {},
         renewers=[renewer],
@@ -77,27 +78,28 @@ def test_a_refused_token_is_renewed_once_and_failures_are_not_retried_in_a_loop(
         clock=lambda: clock[0],
         retry_seconds=30,
     )
-    assert provider.after_refusal("opaque-token") is None
+    assert provider.after_refusal(refused) is None
     assert renewer.calls == 1
     assert "the test renewer is down" in provider.last_renewal_error
-    assert provider.after_refusal("opaque-token") is None  # within 30 s: not tried again
+    assert provider.after_refusal(refused) is None  # within 30 s: not tried again
     assert renewer.calls == 1
     clock[0] += 31
     renewer.fail = False
-    fresh = provider.after_refusal("opaque-token")
+    fresh = provider.after_refusal(refused)
     assert fresh is not None and renewer.calls == 2 and provider.last_renewal_error == ""
     # Another thread was refused with the old token meanwhile: it gets the new one, no renewal.
-    assert provider.after_refusal("opaque-token") is fresh and renewer.calls == 2
+    assert provider.after_refusal(refused) is fresh and renewer.calls == 2
 
 
 def test_a_refused_token_prefers_a_refreshed_file_over_renewal(tmp_path):
+    first, second = jwt(time.time() + 3600, sub="first"), jwt(time.time() + 3600, sub="second")
     path = tmp_path / "token"
-    path.write_text(json.dumps({"access_token": "first"}))
+    path.write_text(json.dumps({"access_token": first}))
     renewer = Counting()
     provider = TokenProvider(None, path, {}, renewers=[renewer])
-    assert provider.current().value == "first"
-    path.write_text(json.dumps({"access_token": "second"}))  # `prominence login` meanwhile
-    assert provider.after_refusal("first").value == "second"
+    assert provider.current().value == first
+    path.write_text(json.dumps({"access_token": second}))  # `prominence login` meanwhile
+    assert provider.after_refusal(first).value == second
     assert renewer.calls == 0
 
 
@@ -209,7 +211,7 @@ def test_refresh_grant_renews_rewrites_the_file_and_keeps_the_rotated_refresh_to
     path.write_text(json.dumps({**first}))  # an old, already used refresh token
     with pytest.raises(RenewalError, match="prominence login"):
         grant.renew()
-    path.write_text(json.dumps({"access_token": "x"}))
+    path.write_text(json.dumps({"access_token": jwt(time.time() + 3600)}))
     with pytest.raises(RenewalError, match="holds no refresh_token"):
         grant.renew()
 

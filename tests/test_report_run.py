@@ -17,9 +17,11 @@ import pytest
 
 from snakemake_executor_plugin_prominence import report
 from snakemake_executor_plugin_prominence.emulator import Emulator
-from tests.emulator_helpers import wait_until
+from tests.emulator_helpers import jwt_for, wait_until
 from tests.processes import BIN, emulator_process, plugin_args, plugin_env, run_snakemake
 from tests.test_report_html import ARTIFACTS, check_report_in_browser
+
+REPORT_TOKEN = jwt_for("report")
 
 pytestmark = pytest.mark.e2e
 
@@ -55,14 +57,14 @@ def test_report_of_a_run_and_its_rebuild(tmp_path):
         result = run_snakemake(
             plugin_args(tmp_path / "storage", 8, "--keep-going"),
             workdir,
-            plugin_env(url, "report-token"),
+            plugin_env(url, REPORT_TOKEN),
         )
         assert result.returncode != 0, result.stderr[-3000:]  # rule bad fails: the run fails
         directory = report_dir(workdir)
         rebuilt_root = tmp_path / "rebuilt"
         code = report.main(
             ["--run", directory.name, "--prominence-url", url,
-             "--prominence-token", "report-token", "--prominence-report-dir", str(rebuilt_root)]
+             "--prominence-token", REPORT_TOKEN, "--prominence-report-dir", str(rebuilt_root)]
         )  # fmt: skip
         assert code == 0
     log = result.stderr
@@ -146,7 +148,7 @@ def test_report_after_ctrl_c_on_a_site_without_memory_figures(tmp_path):
             process = subprocess.Popen(
                 [str(BIN / "snakemake"), *plugin_args(tmp_path / "storage", 3, "--keep-going")],
                 cwd=workdir,
-                env={**os.environ, **plugin_env(emu.url, "ctrl-c-token")},
+                env={**os.environ, **plugin_env(emu.url, jwt_for("ctrl-c"))},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.emulator_helpers import jwt_for
 from tests.processes import BIN, plugin_args, plugin_env, run_snakemake
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +37,7 @@ def start_snakemake(args: list[str], cwd: Path, url: str) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / "snakemake"), *args],
         cwd=cwd,
-        env={**os.environ, **plugin_env(url, "resilience-token")},
+        env={**os.environ, **plugin_env(url, jwt_for("resilience"))},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -107,7 +108,7 @@ def test_leftovers_of_a_killed_run_are_reported_then_cancelled(tmp_path, own_emu
     assert [emu.job(i)["status"] for i in leftover_ids] == ["running", "running"]
 
     assert run_snakemake(["--unlock"], cwd=workdir).returncode == 0
-    env = plugin_env(emu.url, "resilience-token")
+    env = plugin_env(emu.url, jwt_for("resilience"))
     again = run_snakemake(snakemake_args(storage, 2, 1, "--rerun-incomplete"), workdir, env)
     assert again.returncode == 0, again.stderr[-4000:]
     ids_text = ", ".join(map(str, leftover_ids))

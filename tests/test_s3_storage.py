@@ -27,6 +27,7 @@ import pytest
 from snakemake_interface_common.plugin_registry.plugin import TaggedSettings
 
 from tests import test_conformance
+from tests.emulator_helpers import jwt_for
 from tests.processes import EXAMPLE_RESULTS, copy_example, files_under, run_snakemake
 from tests.s3server import S3Server
 
@@ -112,7 +113,11 @@ def example_run(s3, emulator, tmp_path_factory):
         # check below also covers what the remote Snakemake printed.
         "--prominence-keep-logs",
     ]  # fmt: skip
-    env = {"PROMINENCE_URL": emulator.url, "PROMINENCE_TOKEN": "s3-test-token", **CREDENTIALS_ENV}
+    env = {
+        "PROMINENCE_URL": emulator.url,
+        "PROMINENCE_TOKEN": jwt_for("s3-test"),
+        **CREDENTIALS_ENV,
+    }
     local_result = run_snakemake(["--cores", "2"], cwd=local)
     assert local_result.returncode == 0, local_result.stderr[-3000:]
     result = run_snakemake(args, cwd=remote, env=env)

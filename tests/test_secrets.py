@@ -138,11 +138,12 @@ def test_a_refused_token_stops_the_run_before_anything_is_submitted(tmp_path):
 
     workdir = tmp_path / "wf"
     shutil.copytree(WORKFLOWS / "one_job", workdir)
-    with Emulator(port=0, tokens=["the-right-token"], state_dir=tmp_path / "emu") as emu:
+    right, wrong = jwt(time.time() + 3600, sub="right"), jwt(time.time() + 3600, sub="wrong")
+    with Emulator(port=0, tokens=[right], state_dir=tmp_path / "emu") as emu:
         result = run_snakemake(
             base_args(tmp_path / "storage"),
             cwd=workdir,
-            env={"PROMINENCE_URL": emu.url, "PROMINENCE_TOKEN": "a-wrong-token"},
+            env={"PROMINENCE_URL": emu.url, "PROMINENCE_TOKEN": wrong},
         )
         assert emu.stats()["requests"].get("POST /jobs", 0) == 0
     assert result.returncode != 0
@@ -150,4 +151,4 @@ def test_a_refused_token_stops_the_run_before_anything_is_submitted(tmp_path):
         "PROMINENCE rejected the token from the PROMINENCE_TOKEN environment variable "
         "(401 Authentication failure). Nothing was submitted." in result.stderr
     )
-    assert "a-wrong-token" not in result.stderr
+    assert wrong not in result.stderr

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.emulator_helpers import jwt_for
 from tests.processes import plugin_args, plugin_env, run_snakemake
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +28,7 @@ def test_job_installs_pinned_storage_plugins(tmp_path, emulator):
     result = run_snakemake(
         plugin_args(storage, 1, "--prominence-storage-plugins", "install", install=True),
         cwd=workdir,
-        env=plugin_env(emulator.url, "install-token"),
+        env=plugin_env(emulator.url, jwt_for("install")),
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (storage / "hello.txt").read_text() == "hello from PROMINENCE\n"

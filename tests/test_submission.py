@@ -13,6 +13,7 @@ from snakemake_executor_plugin_prominence.client import (
     RequestRejected,
 )
 from snakemake_executor_plugin_prominence.submission import is_transient_refusal, submit_once
+from tests.emulator_helpers import jwt_for
 
 
 def description(key: str) -> dict:
@@ -34,7 +35,7 @@ def faulty(tmp_path):
 
 
 def test_one_job_per_submission_under_faults(faulty):
-    client = ProminenceClient(faulty.url, TokenProvider("t", None, {}), backoff=0)
+    client = ProminenceClient(faulty.url, TokenProvider(jwt_for("t"), None, {}), backoff=0)
     keys = [uuid.uuid4().hex for _ in range(150)]
     ids = [submit_once(client, description(key), backoff=0) for key in keys]
 
@@ -53,7 +54,7 @@ def test_a_rejected_job_is_not_retried(tmp_path):
     from snakemake_executor_plugin_prominence.emulator import Emulator
 
     with Emulator(port=0, instant=True, state_dir=tmp_path) as emu:
-        client = ProminenceClient(emu.url, TokenProvider("t", None, {}))
+        client = ProminenceClient(emu.url, TokenProvider(jwt_for("t"), None, {}))
         bad = description("k1")
         bad["resources"]["memory"] = 0
         with pytest.raises(RequestRejected, match="memory must be at least 1"):
@@ -74,7 +75,7 @@ class TransientRefusals(ProminenceClient):
     job (the server's own tries may have queued it before one of them raised)."""
 
     def __init__(self, url, failures, message=SERVER_FAILURE, created=False):
-        super().__init__(url, TokenProvider("t", None, {}), backoff=0)
+        super().__init__(url, TokenProvider(jwt_for("t"), None, {}), backoff=0)
         self.failures, self.message, self.created = failures, message, created
         self.posts = 0
 

@@ -13,6 +13,7 @@ import pytest
 
 from snakemake_executor_plugin_prominence.auth import TokenProvider
 from snakemake_executor_plugin_prominence.client import ProminenceClient, ServiceUnavailable
+from tests.emulator_helpers import jwt_for
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -55,12 +56,12 @@ def https_server(tmp_path):
 
 def test_unknown_ca_is_refused(https_server):
     url, _ = https_server
-    client = ProminenceClient(url, TokenProvider("t", None, {}), attempts=0)
+    client = ProminenceClient(url, TokenProvider(jwt_for("t"), None, {}), attempts=0)
     with pytest.raises(ServiceUnavailable, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify"):
         client.list_jobs([1])
 
 
 def test_ca_bundle_is_used(https_server):
     url, cert = https_server
-    client = ProminenceClient(url, TokenProvider("t", None, {}), verify=Path(cert))
+    client = ProminenceClient(url, TokenProvider(jwt_for("t"), None, {}), verify=Path(cert))
     assert client.list_jobs([1]) == []

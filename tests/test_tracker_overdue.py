@@ -18,6 +18,7 @@ from snakemake_executor_plugin_prominence import tracking
 from snakemake_executor_plugin_prominence.auth import TokenProvider
 from snakemake_executor_plugin_prominence.client import ProminenceClient, ServiceUnavailable
 from snakemake_executor_plugin_prominence.overdue import OverdueJobs, Request
+from tests.emulator_helpers import jwt_for
 
 RESOURCES = {"cpus": 1, "memory": 2, "disk": 10, "nodes": 1}
 HELD = {"status": "failed"}
@@ -192,7 +193,7 @@ def job_description(name, limit):
 
 
 def test_jobs_queued_past_their_limit_are_deleted_and_judged_with_the_limit(one_slot):
-    client = ProminenceClient(one_slot.url, TokenProvider("t", None, {}), backoff=0)
+    client = ProminenceClient(one_slot.url, TokenProvider(jwt_for("t"), None, {}), backoff=0)
     one_slot.hold_idle(math.inf, match=["waits*"])
     clock = Clock()
     tracker = tracker_for(client, clock)

@@ -9,6 +9,7 @@ import pytest
 from snakemake_executor_plugin_prominence import tracking
 from snakemake_executor_plugin_prominence.auth import TokenProvider
 from snakemake_executor_plugin_prominence.client import ProminenceClient
+from tests.emulator_helpers import jwt_for
 
 # --- verdicts --------------------------------------------------------------------------
 
@@ -152,7 +153,7 @@ def instant(tmp_path_factory):
 
 def client_for(emu, attempts=5):
     return ProminenceClient(
-        emu.url, TokenProvider("tracking-token", None, {}), attempts=attempts, backoff=0
+        emu.url, TokenProvider(jwt_for("tracking"), None, {}), attempts=attempts, backoff=0
     )
 
 

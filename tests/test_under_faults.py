@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests import test_conformance
+from tests.emulator_helpers import jwt_for
 from tests.processes import copy_example, emulator_process, files_under, run_snakemake
 
 pytestmark = pytest.mark.e2e
@@ -59,7 +60,7 @@ def test_example_workflow_under_faults(tmp_path):
         result = run_snakemake(
             ["--profile", "profiles/emulator", "--default-storage-prefix", str(storage)],
             cwd=remote,
-            env={"PROMINENCE_URL": url, "PROMINENCE_TOKEN": "faults-token"},
+            env={"PROMINENCE_URL": url, "PROMINENCE_TOKEN": jwt_for("faults")},
         )
         stats = requests.get(url.rsplit("/api/v1", 1)[0] + "/_emulator/stats", timeout=10).json()
     assert result.returncode == 0, result.stderr[-5000:]

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
+from .auth import Identity
 from .config import MAX_BODY_BYTES
 from .core import EmulatorCore, SubmissionRejected
 from .listing import ListError, parse_query, select
@@ -61,25 +62,25 @@ def create_app(core: EmulatorCore) -> Flask:
     def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            user = core.auth.username(request.headers.get("Authorization"))
-            if user is None:
+            caller = core.auth.identify(request.headers.get("Authorization"))
+            if caller is None:
                 return _error("Authentication failure", 401)
-            return view(user, *args, **kwargs)
+            return view(caller, *args, **kwargs)
 
         return wrapper
 
-    def owned(user: str, job_id: int) -> tuple[Any, Any]:
+    def owned(user: Identity, job_id: int) -> tuple[Any, Any]:
         """(record, None) for the user's job, else (None, the server's 400/403 answer)."""
         record = core.store.get(job_id)
         if record is None:
             return None, _error("Job does not exist", 400)
-        if record.owner != user:
+        if record.owner != user.name:
             return None, _error("Not authorized to access this job", 403)
         return record, None
 
     @api.post("/jobs")
     @authenticated
-    def submit_job(user: str) -> Any:
+    def submit_job(user: Identity) -> Any:
         request.get_data(cache=True)  # a body over the limit is a 413, whatever its type
         # Without a JSON content type the real server validates ``None`` and crashes (500).
         body = request.get_json() if request.is_json else None
@@ -91,40 +92,40 @@ def create_app(core: EmulatorCore) -> Flask:
 
     @api.get("/jobs")
     @authenticated
-    def list_jobs(user: str) -> Any:
+    def list_jobs(user: Identity) -> Any:
         try:
             query = parse_query(request.args)
         except ListError as exc:
             return _error(exc.message, exc.status)
-        records = select(core.store, user, query)
+        records = select(core.store, user.name, query)
         render = core.describe if query.detail else core.summarise
         return jsonify([render(record) for record in records])
 
     @api.get("/jobs/<int:job_id>")
     @authenticated
-    def describe_job(user: str, job_id: int) -> Any:
+    def describe_job(user: Identity, job_id: int) -> Any:
         record = core.store.get(job_id)
-        if record is None or record.owner != user:
+        if record is None or record.owner != user.name:
             return jsonify([])
         return jsonify([core.describe(record)])
 
     @api.delete("/jobs")
     @authenticated
-    def delete_jobs(user: str) -> Any:
+    def delete_jobs(user: Identity) -> Any:
         if "id" not in request.args:
             return _error("a job id or list of job ids must be provided", 400)
         ids = [int(i) for i in request.args["id"].split(",")]
-        return _deleted(core.delete(user, ids))
+        return _deleted(core.delete(user.name, ids))
 
     @api.delete("/jobs/<int:job_id>")
     @authenticated
-    def delete_job(user: str, job_id: int) -> Any:
-        return _deleted(core.delete(user, [job_id]))
+    def delete_job(user: Identity, job_id: int) -> Any:
+        return _deleted(core.delete(user.name, [job_id]))
 
     def _deleted(removed: int) -> Any:
         return (jsonify({}), 200) if removed else _error("No such job(s)", 400)
 
-    def _output(user: str, job_id: int, filename: str, label: str) -> Any:
+    def _output(user: Identity, job_id: int, filename: str, label: str) -> Any:
         _int_arg("node", 0)  # parsed (and a crash if junk) like the server; one node only
         offset = _int_arg("offset", 0)
         record, failure = owned(user, job_id)
@@ -141,17 +142,17 @@ def create_app(core: EmulatorCore) -> Flask:
 
     @api.get("/jobs/<int:job_id>/stdout")
     @authenticated
-    def job_stdout(user: str, job_id: int) -> Any:
+    def job_stdout(user: Identity, job_id: int) -> Any:
         return _output(user, job_id, OUT_FILE, "stdout")
 
     @api.get("/jobs/<int:job_id>/stderr")
     @authenticated
-    def job_stderr(user: str, job_id: int) -> Any:
+    def job_stderr(user: Identity, job_id: int) -> Any:
         return _output(user, job_id, ERR_FILE, "stderr")
 
     @api.put("/jobs/<int:job_id>/remove")
     @authenticated
-    def remove_job(user: str, job_id: int) -> Any:
+    def remove_job(user: Identity, job_id: int) -> Any:
         record, failure = owned(user, job_id)
         if failure is not None:
             return failure
@@ -161,7 +162,7 @@ def create_app(core: EmulatorCore) -> Flask:
 
     @api.put("/jobs/<int:job_id>/clone")
     @authenticated
-    def clone_job(user: str, job_id: int) -> Any:
+    def clone_job(user: Identity, job_id: int) -> Any:
         record, failure = owned(user, job_id)
         if failure is not None:
             return failure
@@ -175,7 +176,7 @@ def create_app(core: EmulatorCore) -> Flask:
     @api.get("/jobs/<int:job_id>/snapshot")
     @api.put("/jobs/<int:job_id>/snapshot")
     @authenticated
-    def disabled_feature(user: str, job_id: int) -> Any:
+    def disabled_feature(user: Identity, job_id: int) -> Any:
         # Off by default on the real server (ENABLE_EXEC / ENABLE_SNAPSHOTS), and here.
         return _error("Functionality disabled", 401)
 

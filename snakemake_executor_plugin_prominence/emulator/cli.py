@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prominence-emulator",
         description=(
             "A local PROMINENCE-compatible REST service for developing and testing clients. "
-            "Tasks run on this host (images are recorded, not pulled)."
+            "Tasks run on this host (images are checked as the worker pulls them, not pulled)."
         ),
     )
     add = parser.add_argument
@@ -40,7 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         dest="tokens",
         metavar="T",
-        help="accept only this bearer token (repeatable); default: any non-empty token",
+        help="accept only this bearer token (repeatable), besides the tokens its identity "
+        "provider issues; default: any JWT with an unexpired exp claim (the real server "
+        "refuses every other token)",
+    )
+    add(
+        "--write-token-file",
+        metavar="PATH",
+        help="at start, write a token file for --token-user to PATH (mode 0600), the JSON that "
+        "`prominence login` saves, for --prominence-token-file or ~/.prominence/token",
+    )
+    add(
+        "--token-user",
+        default="emulator-user",
+        metavar="NAME",
+        help="the user of --write-token-file's token (default: %(default)s)",
     )
     add("--cpus", type=int, help="CPU slots shared by running jobs (default: all cores)")
     add("--memory", type=int, metavar="GB", help="memory slots in GB (default: host RAM)")
@@ -117,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="missing_images",
         default=[],
         metavar="PATTERN",
-        help="jobs using an image matching this pattern fail with 'Container image pull "
-        "failed' (repeatable)",
+        help="jobs using an image matching this pattern (as the task gives it) fail with "
+        "'Container image pull failed' (repeatable)",
     )
     add(
         "--pass-env",
@@ -196,6 +210,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="report no memory figures (maxResidentSetSizeKB, maxMemoryUsageKB), like "
         "sites that do not measure them",
     )
+    add(
+        "--remove-held-after",
+        type=float,
+        default=80.0,
+        metavar="S",
+        help="a job that used more than its memory (1000 MB per GB asked) is held: listed "
+        "'failed' without a reason, still queued; S seconds later it is removed as 'killed' "
+        "with 'Job used too much memory' (the server: 80 s, checked about once a minute; "
+        "inf: never) (default: %(default)s)",
+    )
+    add(
+        "--submit-fault-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="fraction of valid job submissions answered 400 by a transient backend failure "
+        "('Unable to create job sandbox', 'Unable to write input file to disk', 'Job "
+        "submission failed with an exception: ...'); half of the last kind create the job "
+        "anyway (reproducible with --seed) (default: %(default)s)",
+    )
     add("--log-requests", action="store_true", help="log every HTTP request on stderr")
     add("-v", "--verbose", action="store_true", help="log every job and injected fault on stderr")
     return parser
@@ -244,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stage_out_seconds=args.stage_out_seconds,
             omit_memory=args.omit_memory,
             kill_grace=args.kill_grace,
+            remove_held_after=args.remove_held_after,
+            submit_fault_rate=args.submit_fault_rate,
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -260,9 +296,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", args.host, args.port, exc.strerror or exc)
         return 2
+    if args.write_token_file:
+        try:
+            path = emulator.write_token_file(args.write_token_file, args.token_user)
+        except OSError as exc:
+            emulator.stop()
+            log.error("cannot write the token file %s: %s", args.write_token_file, exc)
+            return 2
+        log.info(
+            "token file for user %s written to %s (valid %g s)",
+            args.token_user,
+            path,
+            emulator.config.token_lifetime,
+        )
     config = emulator.config
     log.info(
-        "container images are recorded but not pulled: tasks run on this host, in a scratch "
+        "container images are checked as the worker pulls them but not pulled: tasks run on "
+        "this host, in a scratch "
         "directory under %s",
         emulator.state_dir,
     )
@@ -274,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "; instant mode" if config.instant else "",
         f"; fault rate {config.fault_rate}" if config.fault_rate else "",
     )
+    if config.submit_fault_rate:
+        log.info("submission fault rate %g", config.submit_fault_rate)
     log.info(
         "identity provider: %s (token endpoint %s/token), access tokens live %g s",
         emulator.oidc_url,

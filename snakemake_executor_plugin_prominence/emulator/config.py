@@ -10,7 +10,10 @@ import math
 import os
 from dataclasses import dataclass
 
-#: Patterns (fnmatch, image name without ``docker://``) whose tasks get a Python without Snakemake.
+from .auth import usable_token
+
+#: Patterns (fnmatch, on the image as the task gives it) whose tasks get a Python without
+#: Snakemake.
 DEFAULT_BARE_IMAGES: tuple[str, ...] = ("busybox*", "alpine*")
 
 #: Walltime the real worker enforces when a job gives none (minutes).
@@ -83,11 +86,25 @@ class EmulatorConfig:
     stage_out_seconds: float = 0.0
     #: leave out ``maxResidentSetSizeKB``/``maxMemoryUsageKB``, as sites that do not report them
     omit_memory: bool = False
+    #: seconds a job held for using too much memory stays in the queue (listed ``failed``)
+    #: before it is removed as ``killed`` (the server: 80 s, checked about once a minute;
+    #: ``inf``: never)
+    remove_held_after: float = 80.0
+    #: fraction of valid job submissions answered 400 by a transient backend error (some of
+    #: which still create the job), drawn from ``random.Random(seed)``
+    submit_fault_rate: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prefix", normalise_prefix(self.prefix))
         if self.tokens is not None:
             object.__setattr__(self, "tokens", tuple(self.tokens))
+            for number, token in enumerate(self.tokens, 1):
+                if not usable_token(token):
+                    raise ValueError(
+                        f"accepted token #{number} is not a JWT with a numeric exp claim: the "
+                        "real server refuses every such token (get one with --write-token-file "
+                        "or POST /_emulator/login instead)"
+                    )
         for name in (
             "bare_images",
             "missing_images",
@@ -111,6 +128,10 @@ class EmulatorConfig:
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a non-negative number of seconds")
+        if not self.remove_held_after >= 0:
+            raise ValueError("remove_held_after must not be negative")
+        if not 0.0 <= self.submit_fault_rate <= 1.0:
+            raise ValueError("submit_fault_rate must be between 0 and 1")
         if not self.hold_idle >= 0:
             raise ValueError("hold_idle must not be negative")
         if not (self.time_scale > 0 and math.isfinite(self.time_scale)):

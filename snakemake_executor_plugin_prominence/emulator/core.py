@@ -12,8 +12,8 @@ import re
 import time
 from pathlib import Path
 
-from . import render, sandbox
-from .auth import Authenticator
+from . import plan, render, sandbox, submit_faults
+from .auth import Authenticator, Identity
 from .config import EmulatorConfig
 from .cpuinfo import host_cpu
 from .faults import RequestStats
@@ -56,7 +56,10 @@ class EmulatorCore:
         self.cpu = host_cpu()
         self._inputs: dict[int, Inputs] = {}
         shims = sandbox.Shims(state_dir / "shims")
-        self.runner = Runner(config, self.store, shims, self._inputs_of, lambda: self.base_url)
+        self.runner = Runner(
+            config, self.store, shims, self._inputs_of, lambda: self.base_url, self.cpu
+        )
+        self.submit_faults = submit_faults.SubmitFaults(config.submit_fault_rate, config.seed)
         self.hold_rule = HoldRule(config.hold_idle, config.hold_idle_match)
 
     def _inputs_of(self, record: JobRecord) -> Inputs:
@@ -64,23 +67,43 @@ class EmulatorCore:
 
     # -- the API operations ------------------------------------------------------------------
 
-    def submit(self, owner: str, body: object) -> JobRecord:
-        """Validate and queue a job; raises ``SubmissionRejected`` (400) or crashes (500)."""
+    def submit(self, owner: Identity | str, body: object) -> JobRecord:
+        """Validate and queue a job; raises ``SubmissionRejected`` (400) or crashes (500).
+
+        With ``submit_fault_rate``, a valid job may meet a transient backend failure (a 400
+        too), after which it exists only when HTCondor's part failed after queueing it.
+        """
+        owner = owner if isinstance(owner, Identity) else Identity(owner)
         error = validate_job(body)
         if error:
             raise SubmissionRejected(error)
         assert isinstance(body, dict)  # validate_job raises for anything that is not a job dict
+        fault = self.submit_faults.draw(has_inputs=bool(body.get("inputs")))
+        if fault is not None and fault.stage == submit_faults.SANDBOX:
+            raise SubmissionRejected(fault.message)
         inputs = decode_inputs(body)
+        if fault is not None and fault.stage == submit_faults.INPUT:
+            raise SubmissionRejected(fault.message)
         error = backend_error(body)
         if error:
             raise SubmissionRejected(error)
+        if fault is not None and not fault.created:
+            raise SubmissionRejected(fault.message)
+        record = self._create(owner, body, inputs)
+        if fault is not None:
+            log.debug("job %d created, but its submission is answered 400", record.id)
+            raise SubmissionRejected(fault.message)
+        return record
+
+    def _create(self, owner: Identity, body: dict, inputs: Inputs) -> JobRecord:
         spec = stored_description(body)
         need = demand(spec, self.config.total_cpus)
         now = time.time()
         job_id = self.store.reserve_id()
+        queue_limit = int(spec.get("policies", {}).get("maximumTimeInQueue", 0))
         record = JobRecord(
             id=job_id,
-            owner=owner,
+            owner=owner.name,
             spec=spec,
             demand=need,
             created=now,
@@ -89,15 +112,11 @@ class EmulatorCore:
                 owner, (spec.get("resources") or {}).get("walltime")
             ),
             stay_in_queue=bool(spec.get("policies", {}).get("leaveInQueue", False)),
+            queue_deadline=now + self.config.minutes(queue_limit) if queue_limit > 0 else None,
         )
         record.held_until = self.hold_rule.until(record.name, now)
         if self.config.instant:
-            if record.held_until is None:
-                record.status = "running"
-                record.started = now
-                record.instant_until = now + self.config.job_seconds
-            else:  # runs once the hold is over (see JobRecord.refresh)
-                record.instant_until = record.held_until + self.config.job_seconds
+            self._start_instant(record, now)
             self.store.add(record)
             return record
         assert record.job_dir is not None
@@ -107,8 +126,18 @@ class EmulatorCore:
             self._inputs[job_id] = inputs
         self.store.add(record)
         self.runner.enqueue(record)
-        log.debug("job %d submitted by %s", job_id, owner)
+        log.debug("job %d submitted by %s", job_id, owner.name)
         return record
+
+    def _start_instant(self, record: JobRecord, now: float) -> None:
+        """An instant-mode job: what its runs report is known now; it runs once its hold is
+        over (see ``JobRecord.refresh``). Instant jobs take no slots, whatever their size."""
+        record.instant_run = plan.instant_run(record, self.config, self.base_url, self.cpu)
+        if record.held_until is None:
+            record.start_run(now)
+            record.instant_until = now + self.config.job_seconds
+        else:
+            record.instant_until = record.held_until + self.config.job_seconds
 
     def delete(self, owner: str, ids: list[int]) -> int:
         """Delete the owner's unfinished jobs among ``ids``; returns how many were removed."""
@@ -160,7 +189,6 @@ class EmulatorCore:
                 record,
                 self.config.site,
                 self.config.pending_state,
-                cpu=self.cpu,
                 omit_memory=self.config.omit_memory,
             )
 
@@ -171,6 +199,7 @@ class EmulatorCore:
     def stats_payload(self) -> dict:
         """The ``/_emulator/stats`` document."""
         payload = self.stats.snapshot()
+        payload["submit_faults"] = self.submit_faults.snapshot()
         payload["jobs"] = self.store.counts()
         payload["auth"] = {"refused": self.auth.refused, **self.idp.snapshot()}
         payload["slots"] = {"cpus": self.config.total_cpus, "memory": self.config.total_memory}

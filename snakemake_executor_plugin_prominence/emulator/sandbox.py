@@ -10,7 +10,6 @@ remote Snakemake command finds an interpreter with Snakemake (or, for images con
 
 from __future__ import annotations
 
-import fnmatch
 import getpass
 import os
 import shlex
@@ -26,17 +25,6 @@ ERR_FILE = "job.0.err"
 HOME_DIR = "userhome"
 TMP_DIR = ".tmp"
 CONTAINER_HOME = "/home/user"
-
-
-def image_name(image: str) -> str:
-    """The image reference without a ``docker://`` scheme (what patterns are matched against)."""
-    return image.removeprefix("docker://")
-
-
-def image_matches(image: str, patterns: tuple[str, ...]) -> bool:
-    """True if the image (scheme stripped) matches one of the fnmatch ``patterns``."""
-    name = image_name(image)
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
 def _write_script(path: Path, text: str) -> None:
@@ -172,7 +160,7 @@ def resolve_in_home(home: Path, path: str | None) -> Path:
     return home / path
 
 
-def _user() -> str:
+def user_name() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -184,7 +172,8 @@ def task_environment(
     path: str,
     home: Path,
     tmp: Path,
-    task: dict,
+    variables: dict[str, str],
+    runtime: str,
     task_num: int,
     job_id: int,
     demand: Demand,
@@ -195,23 +184,24 @@ def task_environment(
     """The complete environment of one task: nothing is inherited from the emulator.
 
     Order of precedence (later wins), as in the worker: locale defaults and explicitly passed
-    host variables, then the task's ``env`` (values converted with ``str``), then the variables
-    the worker always sets.
+    host variables, then the task's ``variables`` (its ``env`` as the container runtime passes
+    it, see ``launch``), then the variables the worker always sets. ``PROMINENCE_CPUS`` and
+    ``PROMINENCE_MEMORY`` are what the server shows as provisioned.
     """
     env = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
     env.update({name: os.environ[name] for name in pass_env if name in os.environ})
-    env.update({str(key): str(value) for key, value in task.get("env", {}).items()})
+    env.update(variables)
     env.update(
         {
             "PATH": path,
             "HOME": str(home),
-            "USER": _user(),
+            "USER": user_name(),
             "TMPDIR": str(tmp),
             "TMP": str(tmp),
             "TEMP": str(tmp),
-            "PROMINENCE_CONTAINER_RUNTIME": task["runtime"],
+            "PROMINENCE_CONTAINER_RUNTIME": runtime,
             "PROMINENCE_CPUS": str(demand.cpus),
-            "PROMINENCE_MEMORY": str(demand.memory),
+            "PROMINENCE_MEMORY": str(demand.provisioned_memory),
             "PROMINENCE_NODES": str(demand.nodes),
             "PROMINENCE_NODE_NUM": "0",
             "PROMINENCE_TASK_NUM": str(task_num),

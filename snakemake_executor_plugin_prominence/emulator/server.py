@@ -6,7 +6,9 @@ thread, and exposes the jobs for inspection without going through HTTP.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import shutil
 import socket
 import tempfile
@@ -25,6 +27,18 @@ from .core import EmulatorCore
 from .faults import FaultMiddleware, route_key
 from .hold import HoldRule
 from .store import TERMINAL_STATES
+
+
+def write_private_json(path: Path, content: dict[str, Any]) -> Path:
+    """Write ``content`` to ``path`` atomically with mode 0600 (it holds a token)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(content, handle)
+    os.chmod(partial, 0o600)  # also when the file already existed with a wider mode
+    os.replace(partial, path)
+    return path
 
 
 class _RequestHandler(WSGIRequestHandler):
@@ -62,6 +76,10 @@ class Emulator:
     ``image_pull_seconds``, ``stage_in_seconds`` and ``stage_out_seconds`` are overheads each
     job really spends running (reported as ``imagePullTime``, ``stageInTime``,
     ``stageOutTime``); ``omit_memory`` leaves out the memory figures, as some sites do.
+
+    A job whose processes use more than its memory (1000 MB per GB) is held, then removed
+    ``remove_held_after`` seconds later; ``submit_fault_rate`` answers that fraction of valid
+    submissions with a transient 400 (see ``submit_faults``).
     """
 
     def __init__(
@@ -94,6 +112,8 @@ class Emulator:
         stage_in_seconds: float = 0.0,
         stage_out_seconds: float = 0.0,
         omit_memory: bool = False,
+        remove_held_after: float = 80.0,
+        submit_fault_rate: float = 0.0,
     ) -> None:
         self.config = EmulatorConfig(
             host=host,
@@ -124,6 +144,8 @@ class Emulator:
             stage_in_seconds=stage_in_seconds,
             stage_out_seconds=stage_out_seconds,
             omit_memory=omit_memory,
+            remove_held_after=remove_held_after,
+            submit_fault_rate=submit_fault_rate,
         )
         self.core: EmulatorCore | None = None
         self.state_dir: Path | None = None
@@ -239,6 +261,12 @@ class Emulator:
     def login(self, user: str = "emulator-user") -> dict[str, Any]:
         """A fresh token response (access and refresh token), as `prominence login` saves it."""
         return self._core.idp.login(user)
+
+    def write_token_file(self, path: str | Path, user: str = "emulator-user") -> Path:
+        """Write what `prominence login` saves (access and refresh token, as JSON) to ``path``,
+        readable by its owner only; returns the path. Point ``--prominence-token-file`` (or the
+        official CLI's ``~/.prominence/token``) at it."""
+        return write_private_json(Path(path), self.login(user))
 
     def expire_tokens(self) -> int:
         """Expire every access token issued so far; the API answers 401 to them from now on."""

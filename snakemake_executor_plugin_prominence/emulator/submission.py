@@ -15,6 +15,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+#: HTCondor's RequestMemory per GB of ``resources.memory`` (create_htcondor_job.py)
+MB_PER_GB = 1000
+
 # An image name containing one of these (and no "http", not an absolute path) is the name of an
 # object uploaded with /data/upload. The emulator has no object store, so it never exists.
 _UPLOADED_IMAGE_MARKERS = (".tar", ".tgz", ".simg", ".sif")
@@ -36,6 +39,19 @@ class Demand:
     @property
     def total_memory(self) -> int:
         return self.memory * self.nodes
+
+    @property
+    def provisioned_memory(self) -> int:
+        """The memory the server shows as provisioned, in GB: HTCondor gives a slot of 1000 MB
+        per GB asked, which the server reads back as ``int(MemoryProvisioned / 1024)``: one GB
+        less than asked up to 42 GB (0 for 1 GB). The worker's ``PROMINENCE_MEMORY`` too."""
+        return int(MB_PER_GB * self.memory / 1024)
+
+    @property
+    def provisioned_disk(self) -> int:
+        """The disk the server shows as provisioned, in GB: HTCondor's RequestDisk of
+        ``disk x 1024 x 1024`` KB read back as ``ceil(DiskProvisioned / 1000 / 1000)``."""
+        return math.ceil(self.disk * 1024 * 1024 / 1000 / 1000)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Running one task process, as the worker runs a container: the runner's hands.
 
-A task's ``cmd`` is split with ``shlex`` (after the worker's ``$PROMINENCE_JOB_ID``
-substitution) and started without a shell, in a new session so that it leads its own process
-group. Its stdout/stderr are appended to the job's ``job.0.out``/``job.0.err`` as they are
-written, so they can be read while it runs. The wait uses ``os.wait4`` to get the resource usage
-the worker reports (CPU time, maximum RSS); the walltime is a timer that kills the whole group.
+The command is what the container runtime would run (``launch``), started without a shell, in
+a new session so that it leads its own process group. Its stdout/stderr are appended to the
+job's ``job.0.out``/``job.0.err`` as they are written, so they can be read while it runs. The
+wait uses ``os.wait4`` to get the resource usage the worker reports (CPU time, maximum RSS);
+the walltime is a timer that kills the whole group.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
 import signal
 import subprocess
 import threading
@@ -66,16 +65,6 @@ class TaskLauncher:
         self._register = register
         self._release = release
 
-    def _argv(self, record: JobRecord, task: dict) -> list[str] | str:
-        """The task's argv (split without a shell), or an error text for stderr."""
-        cmd = task.get("cmd")
-        if not cmd:
-            return []
-        try:
-            return shlex.split(sandbox.substitute(cmd, record.id))
-        except ValueError as exc:
-            return f"cannot split cmd: {exc}"
-
     def _popen(
         self, record: JobRecord, argv: list[str], cwd: Path, env: dict, stdout: BinaryIO | int
     ) -> subprocess.Popen:
@@ -98,12 +87,12 @@ class TaskLauncher:
             killpg(proc.pid, signal.SIGKILL)
         return proc
 
-    def spawn_background(self, record: JobRecord, task: dict, home: Path, env: dict) -> int | None:
+    def spawn_background(
+        self, record: JobRecord, argv: list[str], cwd: Path, env: dict
+    ) -> int | None:
         """Start a sidecar task; returns its process group (the runner kills it at the end)."""
-        argv = self._argv(record, task)
-        if not argv or isinstance(argv, str):
+        if not argv:
             return None
-        cwd = sandbox.resolve_in_home(home, task.get("workdir"))
         try:
             cwd.mkdir(parents=True, exist_ok=True)
             with open(record.job_dir / sandbox.OUT_FILE, "ab") as out:
@@ -115,30 +104,28 @@ class TaskLauncher:
         return proc.pid
 
     def run(
-        self, record: JobRecord, task: dict, home: Path, env: dict, deadline: float
+        self,
+        record: JobRecord,
+        argv: list[str],
+        cwd: Path,
+        env: dict,
+        deadline: float,
+        stdout_copy: Path | None = None,
     ) -> ProcessResult:
-        """Run one task to its end, the walltime, or deletion; stream its output to the job."""
+        """Run one task to its end, the walltime, or deletion; stream its output to the job
+        (and to ``stdout_copy``, the task's ``stdout`` file, if given)."""
         started = time.monotonic()
         remaining = deadline - started
         if remaining <= 0:
             return ProcessResult(-int(signal.SIGKILL), 0.0, 0.0, 0, timed_out=True)
-        argv = self._argv(record, task)
-        if isinstance(argv, str):
-            note(record, argv)
-            return ProcessResult(EXEC_FAILURE, 0.0, 0.0, 0)
         if not argv:
             note(record, "no cmd: the image's default runscript is not emulated")
             return ProcessResult(0, 0.0, 0.0, 0)
-        cwd = sandbox.resolve_in_home(
-            home, sandbox.substitute(task.get("workdir") or "", record.id)
-        )
-        tee_path = None
-        if task.get("stdout"):
-            tee_path = home / task["stdout"].lstrip("/")
         try:
             cwd.mkdir(parents=True, exist_ok=True)
             with open(record.job_dir / sandbox.OUT_FILE, "ab") as out:
-                proc = self._popen(record, argv, cwd, env, subprocess.PIPE if tee_path else out)
+                target = subprocess.PIPE if stdout_copy else out
+                proc = self._popen(record, argv, cwd, env, target)
         except OSError as exc:
             note(record, f"{argv[0]}: cannot execute: {exc.strerror or exc}")
             return ProcessResult(EXEC_FAILURE, time.monotonic() - started, 0.0, 0)
@@ -152,8 +139,8 @@ class TaskLauncher:
         timer.daemon = True
         timer.start()
         copier = None
-        if tee_path is not None:
-            copier = threading.Thread(target=_tee, args=(proc, record, tee_path), daemon=True)
+        if stdout_copy is not None:
+            copier = threading.Thread(target=_tee, args=(proc, record, stdout_copy), daemon=True)
             copier.start()
         try:
             _pid, status, usage = os.wait4(proc.pid, 0)
@@ -192,5 +179,12 @@ def _tee(proc: subprocess.Popen, record: JobRecord, path: Path) -> None:
 def note(record: JobRecord, text: str) -> None:
     """Append an emulator message to the job's stderr (where a container runtime writes its own)."""
     log.debug("job %d: %s", record.id, text)
+    write_stderr(record, f"[prominence-emulator] {text}\n")
+
+
+def write_stderr(record: JobRecord, text: str) -> None:
+    """Append ``text`` to the job's stderr, as the worker or a container runtime writes it."""
+    if record.job_dir is None:
+        return
     with open(record.job_dir / sandbox.ERR_FILE, "ab") as err:
-        err.write(f"[prominence-emulator] {text}\n".encode())
+        err.write(text.encode())
