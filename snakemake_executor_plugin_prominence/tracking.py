@@ -140,6 +140,11 @@ def _reason_context(job: Mapping[str, Any], reason: str) -> str:
         )
         if asked:
             return f"no site can provide {asked}"
+    if reason == "No matching resources currently available":
+        # The server removes a job still waiting for resources at its maximumTimeInQueue.
+        limit = (job.get("policies") or {}).get("maximumTimeInQueue")
+        if limit:
+            return f"no site had room within maximumTimeInQueue {limit} min"
     return ""
 
 

@@ -65,6 +65,7 @@ def test_bad_resources_fail_alone(tmp_path, emulator):
     assert "Rule 'negative_memory': resource mem_mb=-5 is invalid" in log
     assert "Rule 'string_nodes': resource nodes='lots' is invalid" in log
     assert "Rule 'gpu': resource nvidia_gpu=1 asks for a GPU" in log
+    assert "Rule 'library': resource container='library://sylabs/default/alpine:3.19'" in log
     assert "--prominence-max-retries 2 and Snakemake's --retries 1 multiply" in log
     assert "a job that keeps failing can run 6 times" in log
     # The good jobs ran remotely and their outputs arrived.

@@ -82,6 +82,17 @@ def test_success_needs_completed_and_every_exit_code_zero():
             "failed: No matching resources (no site can provide cpus 64, memory 512, disk 10, "
             "nodes 1)",
         ),
+        (
+            # the server's own removal of a job still waiting for resources at its limit
+            detail(
+                "failed",
+                "No matching resources currently available",
+                codes=(),
+                policies={"maximumTimeInQueue": 30},
+            ),
+            "failed: No matching resources currently available (no site had room within "
+            "maximumTimeInQueue 30 min)",
+        ),
         (detail("deleted", "Job deleted by user", codes=()), "deleted: Job deleted by user"),
         (
             detail("failed", "Maximum time queued was exceeded", codes=()),
