@@ -54,12 +54,12 @@ TOKEN = jwt_for("startup")
             "--prominence-ca-bundle: /nonexistent/ca.pem is not a file.",
         ),
         (  # a default image no PROMINENCE worker can pull, ours or Snakemake's
-            {"PROMINENCE_TOKEN": "t", "PROMINENCE_URL": "EMULATOR"},
+            {"PROMINENCE_TOKEN": TOKEN, "PROMINENCE_URL": "EMULATOR"},
             ["--prominence-container-image", "library://me/tools/snakemake:9"],
             "--prominence-container-image 'library://me/tools/snakemake:9' cannot be pulled",
         ),
         (
-            {"PROMINENCE_TOKEN": "t", "PROMINENCE_URL": "EMULATOR"},
+            {"PROMINENCE_TOKEN": TOKEN, "PROMINENCE_URL": "EMULATOR"},
             ["--container-image", "oras://ghcr.io/me/snakemake:9"],
             "--container-image 'oras://ghcr.io/me/snakemake:9' cannot be pulled",
         ),
