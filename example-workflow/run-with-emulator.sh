@@ -3,7 +3,7 @@
 # PROMINENCE emulator. Installs what it needs (see scripts/bootstrap.sh) on first use.
 # Extra arguments go to snakemake (e.g. `--forceall`).
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/bootstrap.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/bootstrap.sh" try
 cd "$ROOT/example-workflow"
 
 state="$(mktemp -d)"

@@ -1,10 +1,23 @@
-# Sourced by the README's commands: makes sure .venv holds this package with its emulator
-# and test extras, and that rsync (needed by Snakemake's `fs` storage plugin) and Debian's
-# chromium + chromium-driver (the HTML report's browser test) are installed.
-# Nothing is assumed but python3 with pip. Set PROMINENCE_VENV to use another directory.
+# Sourced by the README's commands: makes sure .venv holds this package with what the command
+# needs, and the system packages it needs, no more. Nothing is assumed but python3 with pip.
+#
+#   source scripts/bootstrap.sh try    the example on the emulator: the package with its emulator
+#                                      and report extras, the fs storage plugin, rsync
+#   source scripts/bootstrap.sh test   the test suite: the test extra (all of the above and the
+#                                      test tools), rsync, and Debian's chromium + chromium-driver
+#                                      (the HTML report's browser test)
+#
+# Set PROMINENCE_VENV to use another directory than .venv.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${PROMINENCE_VENV:-$ROOT/.venv}"
+PROFILE="${1:-test}"
+
+case "$PROFILE" in
+    try) requirements=("-e" "$ROOT[emulator,report]" "snakemake-storage-plugin-fs>=1.1,<2") ;;
+    test) requirements=("-e" "$ROOT[test]") ;;
+    *) echo "bootstrap.sh: unknown profile '$PROFILE' (try or test)" >&2; return 2 ;;
+esac
 
 if [ ! -x "$VENV/bin/python" ]; then
     echo "Creating a virtual environment in $VENV ..." >&2
@@ -15,43 +28,40 @@ if [ ! -x "$VENV/bin/python" ]; then
     fi
 fi
 
-# Reinstall only when the project's dependencies changed since the last install.
-stamp="$VENV/.prominence-install-stamp"
+# Reinstall only when the project's dependencies changed since the last install of this profile
+# (the test profile holds everything the try profile needs).
 wanted="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-    echo "Installing snakemake-executor-plugin-prominence and its test tools ..." >&2
+installed_for() { [ "$(cat "$VENV/.prominence-install-stamp-$1" 2>/dev/null)" = "$wanted" ]; }
+if ! installed_for "$PROFILE" && ! { [ "$PROFILE" = try ] && installed_for test; }; then
+    echo "Installing snakemake-executor-plugin-prominence ($PROFILE) ..." >&2
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[test]"
-    echo "$wanted" > "$stamp"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}"
+    echo "$wanted" > "$VENV/.prominence-install-stamp-$PROFILE"
 fi
+
+# apt-get install, as root or through sudo; says what to do when neither is possible.
+install_debian_packages() {
+    local why="$1"
+    shift
+    echo "Installing $* ($why) ..." >&2
+    local run=()
+    if [ "$(id -u)" != 0 ]; then
+        if ! command -v sudo >/dev/null 2>&1; then
+            echo "$* missing and cannot be installed without root; install them and retry." >&2
+            return 1
+        fi
+        run=(sudo)
+    fi
+    "${run[@]}" apt-get install -y -qq "$@" >/dev/null 2>&1 ||
+        { "${run[@]}" apt-get update -qq && "${run[@]}" apt-get install -y -qq "$@" >/dev/null; }
+}
 
 if ! command -v rsync >/dev/null 2>&1; then
-    echo "Installing rsync (Snakemake's fs storage plugin needs it) ..." >&2
-    if [ "$(id -u)" = 0 ]; then
-        (apt-get install -y -qq rsync >/dev/null 2>&1 ||
-            (apt-get update -qq && apt-get install -y -qq rsync >/dev/null))
-    elif command -v sudo >/dev/null 2>&1; then
-        (sudo apt-get install -y -qq rsync >/dev/null 2>&1 ||
-            (sudo apt-get update -qq && sudo apt-get install -y -qq rsync >/dev/null))
-    else
-        echo "rsync is missing and cannot be installed without root; install it and retry." >&2
-        exit 1
-    fi
+    install_debian_packages "Snakemake's fs storage plugin needs it" rsync || return 1
 fi
-
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-    echo "Installing chromium and chromium-driver (the HTML report test's headless browser) ..." >&2
-    if [ "$(id -u)" = 0 ]; then
-        (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 ||
-            (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null))
-    elif command -v sudo >/dev/null 2>&1; then
-        (sudo apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 ||
-            (sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver >/dev/null))
-    else
-        echo "chromium/chromium-driver are missing and cannot be installed without root;" \
-            "install them and retry." >&2
-        exit 1
-    fi
+if [ "$PROFILE" = test ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then
+    install_debian_packages "the HTML report test's headless browser" chromium chromium-driver ||
+        return 1
 fi
 
 export PATH="$VENV/bin:$PATH"

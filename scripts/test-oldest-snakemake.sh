@@ -40,5 +40,6 @@ fi
 
 echo "Focused tests with Snakemake $installed (the oldest supported) ..." >&2
 PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest -p no:cacheprovider \
+    -n "${PROMINENCE_TEST_WORKERS:-4}" --dist loadfile \
     tests/test_example_workflow.py tests/test_conformance.py tests/test_s3_storage.py \
     tests/test_lean_jobs.py tests/test_bad_resources.py "$@"

@@ -1,4 +1,4 @@
-"""Days-long runs: tokens that live 30 s are renewed ahead without a single refusal; an expired
+"""Days-long runs: tokens that live 12 s are renewed ahead without a single refusal; an expired
 token pauses the run (jobs tracked, submissions held) until a new one appears, any number of
 times and across an API outage, without losing or duplicating a job; a run whose token never
 comes back ends after the configured wait with the ids and the command to find its jobs."""
@@ -23,6 +23,8 @@ from tests.processes import BIN, plugin_args
 pytestmark = pytest.mark.e2e
 
 WORKFLOWS = Path(__file__).resolve().parent / "workflows"
+#: lifetime of the tokens the emulator's identity provider issues here: renewed 9 s in
+TOKEN_SECONDS = 12
 
 
 def test_pause_state_holds_reminds_and_gives_up():
@@ -46,7 +48,7 @@ def test_pause_state_holds_reminds_and_gives_up():
 
 @pytest.fixture
 def token_emulator(tmp_path):
-    """An emulator whose identity provider issues tokens that live 30 s."""
+    """An emulator whose identity provider issues tokens that live 12 s."""
     from snakemake_executor_plugin_prominence.emulator import Emulator
 
     with Emulator(
@@ -54,7 +56,7 @@ def token_emulator(tmp_path):
         cpus=12,
         memory=32,
         state_dir=tmp_path / "emu",
-        token_lifetime=30,
+        token_lifetime=TOKEN_SECONDS,
         oidc_clients={"snakemake-test": "client-s3cret-4e1f"},
     ) as emu:
         yield emu
@@ -103,7 +105,7 @@ def assert_secrets_absent(secrets: list[str], output: str, workdir: Path) -> Non
                 assert secret.encode() not in data, path
 
 
-def test_thirty_second_tokens_are_renewed_ahead_by_a_command_and_by_the_refresh_grant(
+def test_short_lived_tokens_are_renewed_ahead_by_a_command_and_by_the_refresh_grant(
     tmp_path, token_emulator
 ):
     emu = token_emulator
@@ -124,16 +126,16 @@ def test_thirty_second_tokens_are_renewed_ahead_by_a_command_and_by_the_refresh_
     token_file.write_text(json.dumps(first))
     token_file.chmod(0o600)
 
-    # 20 jobs in 4 waves of >= 8 s: past the first token's renewal point (22.5 s) in any case.
-    config = ["--config", "count=20", "seconds=8"]
+    # 6 jobs in 2 waves of >= 8 s: past the first token's renewal point (9 s) in any case.
+    config = ["--config", "count=6", "seconds=8"]
     by_command = start(
-        plugin_args(tmp_path / "store-a", 5, *config, "--prominence-token-command", str(command)),
+        plugin_args(tmp_path / "store-a", 3, *config, "--prominence-token-command", str(command)),
         sleepers(tmp_path, "a"),
         {"PROMINENCE_URL": emu.url, "HOME": str(tmp_path / "nohome")},
         tmp_path / "a.log",
     )
     by_grant = start(
-        plugin_args(tmp_path / "store-b", 5, *config),
+        plugin_args(tmp_path / "store-b", 3, *config),
         sleepers(tmp_path, "b"),
         {
             "PROMINENCE_URL": emu.url,
@@ -151,7 +153,7 @@ def test_thirty_second_tokens_are_renewed_ahead_by_a_command_and_by_the_refresh_
     out_a, out_b = (tmp_path / "a.log").read_text(), (tmp_path / "b.log").read_text()
     assert by_command.returncode == 0, out_a[-3000:]
     assert by_grant.returncode == 0, out_b[-3000:]
-    assert took > 30  # the first tokens expired during the runs
+    assert took > TOKEN_SECONDS  # the first tokens expired during the runs
 
     auth = emu.stats()["auth"]
     assert auth["refused"] == 0  # renewed ahead every time: no request ever used a stale token
@@ -162,7 +164,7 @@ def test_thirty_second_tokens_are_renewed_ahead_by_a_command_and_by_the_refresh_
         assert "PAUSED" not in output and "nothing can renew it" not in output
     assert "the token command `" in out_a and "the refresh token in " in out_b
     for output in (out_a, out_b):
-        assert len(run_jobs(emu, output)) == 20
+        assert len(run_jobs(emu, output)) == 6
         assert all(job["status"] == "completed" for job in run_jobs(emu, output))
 
     # The token file holds the last renewed token (valid, newer than the first) and a rotated
@@ -201,7 +203,18 @@ def test_a_run_survives_three_expired_tokens_and_an_outage_with_every_job_exactl
     # (some of them are refused and must be held, then sent once, after the pause).
     emu.set_faults(latency=0.5)
     process = start(
-        plugin_args(tmp_path / "store", 10, "--config", "count=40", "seconds=3"),
+        # 16 jobs in two waves of 10 s: the second wave outlasts the three pauses; two
+        # submissions at a time, so that the first wave is still being submitted when the
+        # first job exists and the token goes
+        plugin_args(
+            tmp_path / "store",
+            8,
+            "--prominence-submit-concurrency",
+            "2",
+            "--config",
+            "count=16",
+            "seconds=10",
+        ),
         workdir,
         {"PROMINENCE_URL": emu.url, "HOME": str(home)},
         log,
@@ -243,16 +256,16 @@ def test_a_run_survives_three_expired_tokens_and_an_outage_with_every_job_exactl
     held = [int(n) for n in re.findall(r"the run resumes \((\d+) held job", output)]
     assert held[0] > 0, "no submission was refused and held"
     assert "Error in rule" not in output and "did not accept the job" not in output
-    # Snakemake reported each of its 41 jobs (40 sleepers and `all`) exactly once...
+    # Snakemake reported each of its 17 jobs (16 sleepers and `all`) exactly once...
     finished = re.findall(r"Finished jobid: (\d+)", output)
-    assert len(finished) == len(set(finished)) == 41
-    assert "41 of 41 steps (100%) done" in output
+    assert len(finished) == len(set(finished)) == 17
+    assert "17 of 17 steps (100%) done" in output
     # ...and PROMINENCE holds exactly one job per Snakemake job that ran there.
     jobs = run_jobs(emu, output)
     keys = [job["labels"]["snakemakejob"] for job in jobs]
-    assert len(jobs) == 40 and len(set(keys)) == 40
+    assert len(jobs) == 16 and len(set(keys)) == 16
     assert all(job["status"] == "completed" for job in jobs)
-    assert len(list((tmp_path / "store" / "slept").iterdir())) == 40
+    assert len(list((tmp_path / "store" / "slept").iterdir())) == 16
 
 
 def test_a_token_that_never_comes_back_ends_the_run_after_the_wait_and_leaves_jobs_findable(
