@@ -307,7 +307,7 @@ common_settings = CommonSettings(
     # Environment values (which may be secrets) travel in the task env, never in cmd.
     pass_envvar_declarations_to_cmd=False,
     # Snakemake's own auto-deploy pip-installs every storage plugin unpinned in every job; we
-    # ship the locally installed versions of the ones the run needs (see ``deployment``).
+    # ship the locally installed versions of the ones the run needs (see ``job.deployment``).
     auto_deploy_default_storage_provider=False,
     init_seconds_before_status_checks=0,
 )
