@@ -19,11 +19,14 @@ from typing import Any
 
 import requests
 
-from snakemake_executor_plugin_prominence import jobspec, runinfo, tracking
-from snakemake_executor_plugin_prominence.auth import TokenProvider
-from snakemake_executor_plugin_prominence.client import ProminenceClient
 from snakemake_executor_plugin_prominence.emulator.oidc import make_jwt
-from snakemake_executor_plugin_prominence.submission import Submitter
+from snakemake_executor_plugin_prominence.job import description
+from snakemake_executor_plugin_prominence.job.labels import job_labels
+from snakemake_executor_plugin_prominence.job.verdict import Verdict, verdict
+from snakemake_executor_plugin_prominence.run import runinfo, tracking
+from snakemake_executor_plugin_prominence.run.submission import Submitter
+from snakemake_executor_plugin_prominence.service.auth import TokenProvider
+from snakemake_executor_plugin_prominence.service.client import ProminenceClient
 
 BIN = Path(sys.executable).parent
 #: the plugin's default --prominence-submit-concurrency
@@ -74,7 +77,7 @@ class BenchJob:
 
 
 RUN = runinfo.RunLabels.new("/benchmark/workdir")
-DEFAULTS = jobspec.JobDefaults(image="snakemake/snakemake:v9.27.1", labels=RUN.labels())
+DEFAULTS = description.JobDefaults(image="snakemake/snakemake:v9.27.1", labels=RUN.labels())
 ENV = {
     "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": "AKIA" + "X" * 16,
     "SNAKEMAKE_STORAGE_S3_SECRET_KEY": "s" * 40,
@@ -84,8 +87,8 @@ ENV = {
 def describe(jobid: int) -> dict[str, Any]:
     """Exactly what the executor builds for one job (minus Snakemake's own command string)."""
     job = BenchJob(jobid)
-    labels = runinfo.job_labels(job)  # type: ignore[arg-type]
-    return jobspec.build(job, REMOTE_COMMAND, ENV, DEFAULTS, job_labels=labels)  # type: ignore[arg-type]
+    labels = job_labels(job)  # type: ignore[arg-type]
+    return description.build(job, REMOTE_COMMAND, ENV, DEFAULTS, job_labels=labels)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager
@@ -199,7 +202,7 @@ def submit_all(
 def poll_to_verdicts(
     client: ProminenceClient,
     ids: list[int],
-    on_cycle: Callable[[tracking.CycleResult, dict[int, tracking.Verdict]], None] | None = None,
+    on_cycle: Callable[[tracking.CycleResult, dict[int, Verdict]], None] | None = None,
 ) -> int:
     """The plugin's status path: a cycle every 0.5 s until every job is judged, with
     ``on_cycle(result, verdicts)`` after each (what a variant adds). Returns the cycles."""
@@ -207,7 +210,7 @@ def poll_to_verdicts(
     remaining, cycles = list(ids), 0
     while remaining:
         result = asyncio.run(tracker.cycle(remaining))
-        verdicts = {pid: tracking.verdict(detail) for pid, detail in result.finished.items()}
+        verdicts = {pid: verdict(detail) for pid, detail in result.finished.items()}
         if on_cycle is not None:
             on_cycle(result, verdicts)
         remaining, cycles = result.running, cycles + 1

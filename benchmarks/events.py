@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 
-from snakemake_executor_plugin_prominence import events as job_events
-from snakemake_executor_plugin_prominence import tracking
-from snakemake_executor_plugin_prominence.progress import RunProgress
+from snakemake_executor_plugin_prominence.run import events as job_events
+from snakemake_executor_plugin_prominence.run import tracking
+from snakemake_executor_plugin_prominence.run.progress import RunProgress
 
 VARIANTS = ("off", "lines", "file", "verbose")
 

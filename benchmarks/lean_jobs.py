@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import common
 
-from snakemake_executor_plugin_prominence import deployment
+from snakemake_executor_plugin_prominence.job import deployment
 from tests.s3server import S3Server
 
 HERE = Path(__file__).resolve().parent

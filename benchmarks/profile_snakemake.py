@@ -16,8 +16,8 @@ import threading
 import time
 from collections import defaultdict
 
-from snakemake_executor_plugin_prominence import tracking
 from snakemake_executor_plugin_prominence.executor import Executor
+from snakemake_executor_plugin_prominence.run import tracking
 
 totals: dict[str, float] = defaultdict(float)
 _lock = threading.Lock()

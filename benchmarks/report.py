@@ -37,8 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 
-from snakemake_executor_plugin_prominence import jobspec, report, runinfo, tracking
-from snakemake_executor_plugin_prominence.report_rows import record_of
+from snakemake_executor_plugin_prominence.job import description
+from snakemake_executor_plugin_prominence.job.labels import job_labels
+from snakemake_executor_plugin_prominence.report.rows import record_of
+from snakemake_executor_plugin_prominence.report.writer import RunReport
+from snakemake_executor_plugin_prominence.run import tracking
 
 VARIANTS = ("off", "on")
 FILES = ("jobs.tsv", "jobs.jsonl", "rules.tsv", "report.html")
@@ -49,7 +52,7 @@ def one_run(variant: str, n: int, workdir: Path) -> dict[str, Any]:
     logger = logging.getLogger(f"benchmark-report-{variant}")
     logger.addHandler(logging.NullHandler())
     logger.propagate = False
-    collected = report.RunReport(common.RUN.run_id, workdir / variant, 0.5)
+    collected = RunReport(common.RUN.run_id, workdir / variant, 0.5)
     adding = 0.0
     with common.emulator("--instant", "--job-seconds", "2") as url:
         client = common.client(url)
@@ -135,7 +138,7 @@ def bytes_per_record(n: int = 2000) -> int:
                 },
             }
         )  # fmt: skip
-    collected = report.RunReport("bench", Path("unused"), 0.5)
+    collected = RunReport("bench", Path("unused"), 0.5)
     gc.collect()
     tracemalloc.start()
     baseline = tracemalloc.get_traced_memory()[0]
@@ -154,13 +157,13 @@ def labels_cost(n: int = 5000) -> tuple[float, float]:
 
     def before(job: common.BenchJob) -> dict[str, str]:
         return {
-            "snakemakerule": jobspec.label_value(jobspec.rule_label(job)),  # type: ignore[arg-type]
-            "snakemakejob": jobspec.label_value(job.jobid),
+            "snakemakerule": description.label_value(description.rule_label(job)),  # type: ignore[arg-type]
+            "snakemakejob": description.label_value(job.jobid),
             "snakemakeattempt": str(job.attempt),
             "snakemakekey": uuid.uuid4().hex,
         }
 
-    now = min(timeit.repeat(lambda: [runinfo.job_labels(j) for j in jobs], number=1, repeat=3))
+    now = min(timeit.repeat(lambda: [job_labels(j) for j in jobs], number=1, repeat=3))
     old = min(timeit.repeat(lambda: [before(j) for j in jobs], number=1, repeat=3))
     return 1e6 * now / n, 1e6 * old / n
 

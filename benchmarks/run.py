@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 
-from snakemake_executor_plugin_prominence import tracking
+from snakemake_executor_plugin_prominence.run import tracking
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCY = common.CONCURRENCY

@@ -1,7 +1,8 @@
 """The Snakemake executor: thin glue between Snakemake's scheduler and PROMINENCE.
 
-No HTTP details (``client``), no JSON building (``jobspec``), no status interpretation
-(``tracking``) here; this module decides when to call which, and reports to Snakemake.
+No HTTP details (``service``), no JSON building (``job.description``), no status
+interpretation (``job.verdict``, ``run.tracking``) here; this module decides when to call
+which, and reports to Snakemake.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from snakemake_executor_plugin_prominence import (
-    auth,
-    jobspec,
-    logs,
+from snakemake_executor_plugin_prominence.job import logs
+from snakemake_executor_plugin_prominence.job.deployment import prepare as prepare_deployment
+from snakemake_executor_plugin_prominence.job.description import JobSpecError, build
+from snakemake_executor_plugin_prominence.job.diagnostics import explain
+from snakemake_executor_plugin_prominence.job.labels import job_labels
+from snakemake_executor_plugin_prominence.job.verdict import verdict
+from snakemake_executor_plugin_prominence.report.writer import RunReport
+from snakemake_executor_plugin_prominence.run import (
     overdue,
     pause,
     runinfo,
@@ -27,14 +32,13 @@ from snakemake_executor_plugin_prominence import (
     submission,
     tracking,
 )
-from snakemake_executor_plugin_prominence.client import (
+from snakemake_executor_plugin_prominence.run.registry import JobRegistry
+from snakemake_executor_plugin_prominence.service import auth
+from snakemake_executor_plugin_prominence.service.client import (
     AuthenticationError,
     ProminenceError,
     WrongURL,
 )
-from snakemake_executor_plugin_prominence.deployment import prepare as prepare_deployment
-from snakemake_executor_plugin_prominence.diagnostics import explain
-from snakemake_executor_plugin_prominence.registry import JobRegistry
 
 
 class ProminenceOutage(WorkflowError):
@@ -75,9 +79,6 @@ class Executor(RemoteExecutor):
         floor = self.workflow.remote_execution_settings.seconds_between_status_checks
         self._interval = tracking.PollInterval(floor, settings.max_status_interval)
         self._progress = startup.make_progress(settings, self.logger, self._run.run_id)
-        # imported here: `python -m ...report` must find the module not yet imported
-        from snakemake_executor_plugin_prominence.report import RunReport
-
         self._run_report = RunReport.for_settings(settings, self._run.run_id)
         self.logger.info(
             f"PROMINENCE: run {self._run.run_id} at {self._client.base_url}. List its jobs with "
@@ -110,14 +111,14 @@ class Executor(RemoteExecutor):
         ready = []
         for job in jobs:
             try:
-                description = jobspec.build(
+                description = build(
                     job,
                     self._deployment.command(self.format_job_exec(job)),
                     {**self.envvars(), **self._deployment.env()},
                     self._defaults,
-                    job_labels=runinfo.job_labels(job),
+                    job_labels=job_labels(job),
                 )
-            except jobspec.JobSpecError as e:
+            except JobSpecError as e:
                 self._fail(SubmittedJobInfo(job), f"{e}\nNothing was submitted. ")
                 continue
             ready.append((job, description, False))
@@ -274,7 +275,7 @@ class Executor(RemoteExecutor):
         because: str | None = None,
     ) -> None:
         """``because``: why this run deleted the job (held too long, queued past its limit)."""
-        outcome = tracking.verdict(detail, because)
+        outcome = verdict(detail, because)
         self._forget(prominence_id)
         self._progress.finished(prominence_id, detail, outcome.success, because)
         self._run_report.add(detail, outcome.success)

@@ -1,6 +1,6 @@
 """Stand-ins for Snakemake jobs, for the pure job-mapping tests.
 
-They carry exactly the attributes ``jobspec`` reads from a real ``snakemake.jobs.Job`` /
+They carry exactly the attributes ``job.description`` reads from a real ``snakemake.jobs.Job`` /
 ``GroupJob``; the end-to-end tests run the mapping on real jobs.
 """
 

@@ -277,6 +277,6 @@ if __name__ == "__main__":
     import pathlib
     import sys
 
-    from snakemake_executor_plugin_prominence.report_html import write_html
+    from snakemake_executor_plugin_prominence.report.html import write_html
 
     write_html(*make_report_data(tricky=False), pathlib.Path(sys.argv[1]))

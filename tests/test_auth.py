@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from snakemake_executor_plugin_prominence.auth import (
+from snakemake_executor_plugin_prominence.service.auth import (
     Token,
     TokenError,
     TokenProvider,
@@ -121,7 +121,7 @@ def test_private_token_file(tmp_path):
 
 
 def test_warnings_for_soon_expiring_tokens_and_readable_files(tmp_path):
-    from snakemake_executor_plugin_prominence.auth import token_warnings
+    from snakemake_executor_plugin_prominence.service.auth import token_warnings
 
     path = tmp_path / "token"
     path.write_text("t")
@@ -141,7 +141,7 @@ def test_warnings_for_soon_expiring_tokens_and_readable_files(tmp_path):
 
 
 def test_where_a_setting_token_came_from(tmp_path):
-    from snakemake_executor_plugin_prominence.auth import SETTING_SOURCE, token_warnings
+    from snakemake_executor_plugin_prominence.service.auth import SETTING_SOURCE, token_warnings
 
     value = jwt_for("abc")
     from_env = TokenProvider(value, None, {"SNAKEMAKE_PROMINENCE_TOKEN": value}).current()

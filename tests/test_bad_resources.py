@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_executor_plugin_prominence import runinfo
+from snakemake_executor_plugin_prominence.job import labels
 from tests.emulator_helpers import jwt_for
 from tests.processes import plugin_args, plugin_env, run_snakemake
 
@@ -24,7 +24,7 @@ WORKFLOW = Path(__file__).resolve().parent / "workflows" / "bad_resources"
 def job_key(job):
     """The rule of a job, or the group of a group job."""
     rule = job["labels"]["snakemakerule"]
-    return rule.split("_")[0] if job["labels"].get(runinfo.GROUP_LABEL) else rule
+    return rule.split("_")[0] if job["labels"].get(labels.GROUP_LABEL) else rule
 
 
 def test_bad_resources_fail_alone(tmp_path, emulator):

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from snakemake_executor_plugin_prominence.auth import TokenProvider
-from snakemake_executor_plugin_prominence.client import (
+from snakemake_executor_plugin_prominence.service.auth import TokenProvider
+from snakemake_executor_plugin_prominence.service.client import (
     AuthenticationError,
     ProminenceClient,
     ProminenceError,

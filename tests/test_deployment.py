@@ -9,7 +9,7 @@ import subprocess
 import sys
 from importlib.metadata import distribution
 
-from snakemake_executor_plugin_prominence import deployment
+from snakemake_executor_plugin_prominence.job import deployment
 
 
 def test_unused_plugin_settings_are_dropped_exactly():

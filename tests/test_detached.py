@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from snakemake_executor_plugin_prominence import detached, runstore, runviews
-from snakemake_executor_plugin_prominence import head as head_process
-from snakemake_executor_plugin_prominence.cli import HEAD_FLAGS
+from snakemake_executor_plugin_prominence.detached import head as head_process
+from snakemake_executor_plugin_prominence.detached import headjob, runstore, views
+from snakemake_executor_plugin_prominence.detached.cli import HEAD_FLAGS
 from tests.emulator_helpers import wait_until
 from tests.processes import BIN, EXAMPLE_RESULTS, copy_example, files_under, plugin_args
 
@@ -203,7 +203,7 @@ def test_a_detached_run_outlives_its_submitter_fails_keeps_its_log_and_resumes(e
 
     # the walltime warning, on this head's real description as if 90 % had passed
     started = head["events"]["startTime"]
-    lines = runviews.walltime_lines({**head, "status": "running"}, started + 0.9 * 10080 * 60)
+    lines = views.walltime_lines({**head, "status": "running"}, started + 0.9 * 10080 * 60)
     assert "90%" in lines[0] and "SIGKILL" in lines[1]
 
     # the user's tokens appear in no stored description, no file the emulator wrote, no
@@ -285,7 +285,7 @@ def test_submit_without_a_default_storage_prefix_is_refused_before_anything_is_s
     assert emu.jobs() == []
     # sources too large to travel inline are stored first, and removed when the server then
     # refuses the head (here for its runtime)
-    (workdir / "noise.bin").write_bytes(os.urandom(detached.MAX_INLINE_SOURCES_BYTES))
+    (workdir / "noise.bin").write_bytes(os.urandom(headjob.MAX_INLINE_SOURCES_BYTES))
     storage = tmp_path / "storage"
     args = [*plugin_args(storage), "--prominence-runtime", "docker"]
     result = cli("submit", *args, cwd=workdir, url=emu.url, token=token)
@@ -307,9 +307,9 @@ def test_list_rows_count_active_jobs_per_run_newest_first():
         {"id": 8, "status": "running", "labels": {"snakemakerun": "b"}},
         {"id": 9, "status": "idle", "labels": {"snakemakerun": "b"}},
     ]
-    rows = runviews.run_rows(heads, active)
+    rows = views.run_rows(heads, active)
     assert [(r.run_id, r.active_jobs) for r in rows] == [("b", "1 idle, 1 running"), ("a", "-")]
-    table = runviews.format_rows(rows).splitlines()
+    table = views.format_rows(rows).splitlines()
     assert table[1].split() == ["b", "7", "running", "1970-01-01", "00:03:20", "wf2", "1",
                                 "idle,", "1", "running"]  # fmt: skip
     assert table[0].index("HEAD") == table[1].index("7")  # columns line up
@@ -319,20 +319,20 @@ def test_sources_carry_the_workflow_and_the_plugin_but_not_its_state(tmp_path):
     workdir = copy_example(tmp_path / "wf")
     (workdir / ".snakemake").mkdir()
     (workdir / ".snakemake" / "state").write_text("x")
-    with tarfile.open(fileobj=io.BytesIO(detached.pack_sources(workdir))) as tar:
+    with tarfile.open(fileobj=io.BytesIO(headjob.pack_sources(workdir))) as tar:
         names = tar.getnames()
         tar.extractall(tmp_path / "head", filter="data")
     assert "Snakefile" in names and not any(n.startswith(".snakemake") for n in names)
-    plugin = [n for n in names if n.startswith(detached.HEAD_SITE)]
-    assert f"{detached.HEAD_SITE}/snakemake_executor_plugin_prominence/head.py" in plugin
+    plugin = [n for n in names if n.startswith(headjob.HEAD_SITE)]
+    assert f"{headjob.HEAD_SITE}/snakemake_executor_plugin_prominence/detached/head.py" in plugin
     assert not any("emulator" in n or "__pycache__" in n for n in plugin)
-    command = detached.head_command("r1", ["--jobs", "2"], ["--prominence-runtime", "docker"])
+    command = headjob.head_command("r1", ["--jobs", "2"], ["--prominence-runtime", "docker"])
     assert "PROMINENCE_SNAKEMAKE_RUN_ID=r1" in command and "TOKEN" not in command
     # the head runs the shipped copy of the plugin, at the local version, whatever its image has
-    site = tmp_path / "head" / detached.HEAD_SITE
+    site = tmp_path / "head" / headjob.HEAD_SITE
     probe = (
         "import importlib.metadata as m, snakemake_executor_plugin_prominence as p, "
-        "snakemake_executor_plugin_prominence.head; "
+        "snakemake_executor_plugin_prominence.detached.head; "
         "print(p.__file__); print(m.version('snakemake-executor-plugin-prominence'))"
     )
     result = subprocess.run(

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from snakemake_executor_plugin_prominence import detached
+from snakemake_executor_plugin_prominence.detached import headjob
 from tests.emulator_helpers import wait_until
 from tests.processes import BIN, EXAMPLE_RESULTS, copy_example, files_under
 from tests.s3server import S3Server
@@ -29,7 +29,7 @@ def test_a_detached_run_on_s3_with_large_sources(emu, tmp_path):
     assert subprocess.run([str(BIN / "snakemake"), "--cores", "2"], cwd=local).returncode == 0
     workdir = copy_example(tmp_path / "wf")
     (workdir / "data").mkdir()
-    (workdir / "data" / "noise.bin").write_bytes(os.urandom(detached.MAX_INLINE_SOURCES_BYTES))
+    (workdir / "data" / "noise.bin").write_bytes(os.urandom(headjob.MAX_INLINE_SOURCES_BYTES))
 
     with S3Server(ACCESS_KEY, SECRET_KEY) as s3:
         bucket = f"detached-{uuid.uuid4().hex[:12]}"
@@ -50,12 +50,12 @@ def test_a_detached_run_on_s3_with_large_sources(emu, tmp_path):
         folder = f"work/.prominence-runs/{run_id}/"
         stored = s3.objects(bucket, folder)
         assert list(stored) == ["sources.tar.gz"]
-        assert len(stored["sources.tar.gz"]) > detached.MAX_INLINE_SOURCES_BYTES
+        assert len(stored["sources.tar.gz"]) > headjob.MAX_INLINE_SOURCES_BYTES
         head = emu.job(head_id)
         (task,) = head["tasks"]
         assert "inputs" not in head
-        assert "X-Amz-Signature=" in task["env"][detached.SOURCES_URL_ENV]
-        assert task["env"][detached.RUN_FOLDER_ENV] == f"s3://{bucket}/{folder}"
+        assert "X-Amz-Signature=" in task["env"][headjob.SOURCES_URL_ENV]
+        assert task["env"][headjob.RUN_FOLDER_ENV] == f"s3://{bucket}/{folder}"
         assert task["env"]["SNAKEMAKE_STORAGE_S3_SECRET_KEY"] == SECRET_KEY
         for secret in (SECRET_KEY, ACCESS_KEY, token):
             assert secret not in task["cmd"] and secret not in repr(head["labels"])

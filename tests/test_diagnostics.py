@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from snakemake_executor_plugin_prominence.diagnostics import explain
+from snakemake_executor_plugin_prominence.job.diagnostics import explain
 
 RULE_FAILED = """\
 localrule report:

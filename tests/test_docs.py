@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_executor_plugin_prominence import ExecutorSettings, cli, jobspec
+from snakemake_executor_plugin_prominence import ExecutorSettings
+from snakemake_executor_plugin_prominence.detached import cli
+from snakemake_executor_plugin_prominence.job import description
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAG = re.compile(r"--prominence-[a-z][a-z-]*[a-z]")
@@ -22,7 +24,7 @@ CODE_FLAGS = {
     "--prominence-" + f.name.replace("_", "-") for f in dataclasses.fields(ExecutorSettings)
 }
 CODE_FLAGS |= cli.cli_only_flags()  # prominence-snakemake submit's own flags
-CODE_RESOURCES = set(jobspec.PROMINENCE_RESOURCES)
+CODE_RESOURCES = set(description.PROMINENCE_RESOURCES)
 
 
 @pytest.mark.parametrize("doc", ["docs/further.md", "README.md"])

@@ -96,6 +96,15 @@ def test_help_lists_the_contract_options():
         assert option in result.stdout
 
 
+def test_the_console_script_is_the_same_command():
+    """``prominence-emulator`` (the installed script) starts the same command-line interface."""
+    script = Path(sys.executable).parent / "prominence-emulator"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("usage: prominence-emulator")
+    for option in ("--port", "--state-dir", "--instant", "--submit-fault-rate"):
+        assert option in result.stdout
+
+
 def test_a_busy_port_is_a_clear_error(tmp_path):
     process, url = start(tmp_path)
     try:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_executor_plugin_prominence.auth import TokenProvider
-from snakemake_executor_plugin_prominence.client import ProminenceClient
+from snakemake_executor_plugin_prominence.service.auth import TokenProvider
+from snakemake_executor_plugin_prominence.service.client import ProminenceClient
 from tests.emulator_helpers import jwt_for
 from tests.processes import BIN, plugin_args, plugin_env
 

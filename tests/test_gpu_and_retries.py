@@ -9,8 +9,10 @@ from types import SimpleNamespace
 import pytest
 from snakemake_interface_common.exceptions import WorkflowError
 
-from snakemake_executor_plugin_prominence import ExecutorSettings, resources, startup
-from snakemake_executor_plugin_prominence.jobspec import JobDefaults, JobSpecError, build
+from snakemake_executor_plugin_prominence import ExecutorSettings
+from snakemake_executor_plugin_prominence.job import resources
+from snakemake_executor_plugin_prominence.job.description import JobDefaults, JobSpecError, build
+from snakemake_executor_plugin_prominence.run import startup
 from tests.jobs import FakeGroupJob, FakeJob
 
 DEFAULTS = JobDefaults(image="snakemake/snakemake:v9.27.1")

@@ -15,8 +15,11 @@ from types import SimpleNamespace
 import pytest
 from snakemake_interface_common.exceptions import WorkflowError
 
-from snakemake_executor_plugin_prominence import ExecutorSettings, cli, images, startup
-from snakemake_executor_plugin_prominence.jobspec import JobDefaults, JobSpecError, build
+from snakemake_executor_plugin_prominence import ExecutorSettings
+from snakemake_executor_plugin_prominence.detached import cli
+from snakemake_executor_plugin_prominence.job import images
+from snakemake_executor_plugin_prominence.job.description import JobDefaults, JobSpecError, build
+from snakemake_executor_plugin_prominence.run import startup
 from tests.jobs import FakeGroupJob, FakeJob
 
 BOTH = ("singularity", "udocker")

@@ -9,8 +9,8 @@ import string
 
 import pytest
 
-from snakemake_executor_plugin_prominence import jobspec, resources
-from snakemake_executor_plugin_prominence.jobspec import JobDefaults, JobSpecError, build
+from snakemake_executor_plugin_prominence.job import description, resources
+from snakemake_executor_plugin_prominence.job.description import JobDefaults, JobSpecError, build
 from tests.jobs import FakeGroupJob, FakeJob
 
 DEFAULTS = JobDefaults(image="snakemake/snakemake:v9.27.1", labels={"snakemakerun": "abc123"})
@@ -284,8 +284,8 @@ def test_name_and_labels_match_server_patterns(rule):
     spec = make(
         job,
         labels={
-            "snakemakerule": jobspec.label_value(rule),
-            "snakemakejob": jobspec.label_value(job.jobid),
+            "snakemakerule": description.label_value(rule),
+            "snakemakejob": description.label_value(job.jobid),
         },
     )
     assert re.match(NAME_PATTERN, spec["name"]) and len(spec["name"]) <= 512
@@ -296,21 +296,21 @@ def test_name_and_labels_match_server_patterns(rule):
 
 
 def test_label_value_never_empty():
-    assert jobspec.label_value("") == "_"
-    assert jobspec.label_value("a b:c=d") == "a_b_c_d"
+    assert description.label_value("") == "_"
+    assert description.label_value("a b:c=d") == "a_b_c_d"
 
 
 def test_user_labels_parsed_and_validated():
-    assert jobspec.parse_label_pairs("project=abc, team=x.y/z", "--prominence-labels") == {
+    assert description.parse_label_pairs("project=abc, team=x.y/z", "--prominence-labels") == {
         "project": "abc",
         "team": "x.y/z",
     }
     with pytest.raises(ValueError, match="--prominence-labels"):
-        jobspec.parse_label_pairs("bad_key=x", "--prominence-labels")
+        description.parse_label_pairs("bad_key=x", "--prominence-labels")
     with pytest.raises(ValueError, match="--prominence-labels"):
-        jobspec.parse_label_pairs("key=has space", "--prominence-labels")
+        description.parse_label_pairs("key=has space", "--prominence-labels")
     with pytest.raises(ValueError, match="--prominence-labels"):
-        jobspec.parse_label_pairs("novalue", "--prominence-labels")
+        description.parse_label_pairs("novalue", "--prominence-labels")
 
 
 # --- policies ----------------------------------------------------------------------------

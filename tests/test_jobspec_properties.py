@@ -10,9 +10,9 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snakemake_executor_plugin_prominence import jobspec
 from snakemake_executor_plugin_prominence.emulator.validation import validate_job
-from snakemake_executor_plugin_prominence.jobspec import JobDefaults, JobSpecError, build
+from snakemake_executor_plugin_prominence.job import description
+from snakemake_executor_plugin_prominence.job.description import JobDefaults, JobSpecError, build
 from tests.jobs import FakeGroupJob, FakeJob
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9\-\_\s\/\.]+$")
@@ -32,7 +32,7 @@ hostile_values = st.one_of(
 resource_names = st.sampled_from(
     [
         "mem_mb", "mem_mib", "disk_mb", "disk_mib", "runtime", "nodes", "_cores",
-        *jobspec.PROMINENCE_RESOURCES,
+        *description.PROMINENCE_RESOURCES,
         "prominence_typo", "gpu", "tmpdir",
     ]
 )  # fmt: skip
@@ -97,9 +97,9 @@ def test_names_and_labels_always_match_the_servers_patterns(rule, jobid, wildcar
     member = FakeJob(name=rule, jobid=jobid, wildcards={"sample": wildcard_value})
     job = FakeGroupJob(name=rule, jobid=jobid, jobs=[member]) if group else member
     labels = {
-        "snakemakerule": jobspec.label_value(rule),
-        "snakemakejob": jobspec.label_value(jobid),
-        "snakemakewild": jobspec.label_value(wildcard_value),
+        "snakemakerule": description.label_value(rule),
+        "snakemakejob": description.label_value(jobid),
+        "snakemakewild": description.label_value(wildcard_value),
     }
     spec = checked(job, labels)
     assert spec is not None

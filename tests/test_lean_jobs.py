@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from snakemake_executor_plugin_prominence import deployment
+from snakemake_executor_plugin_prominence.job import deployment
 from tests.emulator_helpers import jwt_for
 from tests.processes import run_snakemake
 from tests.s3server import S3Server

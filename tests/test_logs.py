@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_executor_plugin_prominence import logs
+from snakemake_executor_plugin_prominence.job import logs
 from tests.emulator_helpers import jwt_for
 from tests.jobs import FakeGroupJob, FakeJob
 from tests.processes import plugin_args, plugin_env, run_snakemake

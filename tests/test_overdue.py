@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from snakemake_executor_plugin_prominence import overdue
-from snakemake_executor_plugin_prominence.overdue import OverdueJobs, Request
+from snakemake_executor_plugin_prominence.run import overdue
+from snakemake_executor_plugin_prominence.run.overdue import OverdueJobs, Request
 
 
 def description(limit=None, memory=2):

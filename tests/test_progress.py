@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import jsonschema
 import pytest
 
-from snakemake_executor_plugin_prominence import events
-from snakemake_executor_plugin_prominence.progress import RunProgress
+from snakemake_executor_plugin_prominence.run import events
+from snakemake_executor_plugin_prominence.run.progress import RunProgress
 
 REASON = "No matching resources currently available"
 
@@ -274,7 +274,7 @@ def test_the_docs_document_every_field_of_the_schema():
 def test_the_executor_lifts_the_rate_limit_only_for_verbose_runs(level, interval, tmp_path):
     from types import SimpleNamespace
 
-    from snakemake_executor_plugin_prominence.startup import make_progress as _make_progress
+    from snakemake_executor_plugin_prominence.run.startup import make_progress as _make_progress
 
     log = logging.getLogger(f"test-progress-level-{level}")
     log.setLevel(level)
@@ -289,7 +289,7 @@ def test_an_events_file_that_cannot_be_opened_stops_the_run_with_the_flag(tmp_pa
 
     from snakemake_interface_common.exceptions import WorkflowError
 
-    from snakemake_executor_plugin_prominence.startup import make_progress as _make_progress
+    from snakemake_executor_plugin_prominence.run.startup import make_progress as _make_progress
 
     (tmp_path / "file").write_text("")
     settings = SimpleNamespace(idle_threshold=30, events_file=tmp_path / "file" / "e.jsonl")

@@ -15,8 +15,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from snakemake_executor_plugin_prominence import events
 from snakemake_executor_plugin_prominence.emulator import Emulator
+from snakemake_executor_plugin_prominence.run import events
 from tests.emulator_helpers import jwt_for
 from tests.processes import BIN, plugin_args, plugin_env
 

@@ -12,8 +12,8 @@ import time
 import pytest
 import requests
 
-from snakemake_executor_plugin_prominence.auth import Token, TokenError, TokenProvider
-from snakemake_executor_plugin_prominence.renewal import (
+from snakemake_executor_plugin_prominence.service.auth import Token, TokenError, TokenProvider
+from snakemake_executor_plugin_prominence.service.renewal import (
     ClientCredentials,
     RefreshGrant,
     RenewalError,

@@ -13,9 +13,14 @@ import types
 import pytest
 from snakemake_interface_common.exceptions import WorkflowError
 
-import snakemake_executor_plugin_prominence
-from snakemake_executor_plugin_prominence import jobspec, report, report_rules, runinfo, startup
-from snakemake_executor_plugin_prominence.report_rows import JOB_COLUMNS, record_of, row_of
+import snakemake_executor_plugin_prominence.report
+from snakemake_executor_plugin_prominence.job import description
+from snakemake_executor_plugin_prominence.job.labels import job_labels
+from snakemake_executor_plugin_prominence.report import rules as report_rules
+from snakemake_executor_plugin_prominence.report import summary as report_summary
+from snakemake_executor_plugin_prominence.report import writer as report_writer
+from snakemake_executor_plugin_prominence.report.rows import JOB_COLUMNS, record_of, row_of
+from snakemake_executor_plugin_prominence.run import startup
 from tests.jobs import FakeGroupJob, FakeJob
 
 #: reference §4.4: a real server's answer (no Snakemake labels)
@@ -216,16 +221,16 @@ def test_summary_totals_and_the_worst_rules():
         detail(2, "busy", cpus=1, cpu=3600, wall=3600, held=3600),
         detail(3, "bad", cpus=2, cpu=0, wall=1800, held=1800, exit_code=2),
     )
-    _jobs, rules, summary = report.build("run1", recs, "out/run1", 0.5)
+    _jobs, rules, summary = report_writer.build("run1", recs, "out/run1", 0.5)
     assert summary["core_hours_requested"] == 8 + 1 + 1
     assert summary["core_hours_failed"] == 1
     assert summary["core_hours_used"] == round((10 + 3600) / 3600, 4)
     assert [w["rule"] for w in summary["worst_rules"]] == ["idle", "bad"]
     assert summary["low_cpu_efficiency_threshold"] == 0.5
     assert (summary["jobs"], summary["ok"], summary["failed"]) == (3, 2, 1)
-    warnings = report.efficiency_warnings(rules, 0.5)
+    warnings = report_summary.efficiency_warnings(rules, 0.5)
     assert [w.split(":")[0] for w in warnings] == ["Rule bad", "Rule idle"]
-    assert report.efficiency_warnings(rules, 0.0) == []
+    assert report_summary.efficiency_warnings(rules, 0.0) == []
 
 
 @pytest.mark.parametrize("value", [50, 1.5, -0.1])
@@ -238,31 +243,29 @@ def test_the_threshold_is_a_fraction_not_a_percent(value):
 
 def test_identity_labels_round_trip_and_fit_the_servers_patterns():
     job = FakeJob(name="map", jobid=12, attempt=2, wildcards={"sample": "A=1,b", "p": "x/ü y"})
-    labels = runinfo.job_labels(job)
+    labels = job_labels(job)
     for value in labels.values():
-        assert jobspec.LABEL_VALUE_PATTERN.match(value) and len(value) <= 512
+        assert description.LABEL_VALUE_PATTERN.match(value) and len(value) <= 512
     row = row_of(record_of({**detail(), "labels": labels}))
     assert (row["rule"], row["snakemake_jobid"], row["attempt"]) == ("map", 12, 2)
     assert row["wildcards"] == "sample=A=1,b,p=x/ü y"
-    assert "snakemakewildcards" not in runinfo.job_labels(FakeJob())
-    assert (
-        row_of(record_of({**detail(), "labels": runinfo.job_labels(FakeJob())}))["wildcards"] == ""
-    )
-    group = runinfo.job_labels(FakeGroupJob(name="grp1", jobs=[FakeJob()]))
+    assert "snakemakewildcards" not in job_labels(FakeJob())
+    assert row_of(record_of({**detail(), "labels": job_labels(FakeJob())}))["wildcards"] == ""
+    group = job_labels(FakeGroupJob(name="grp1", jobs=[FakeJob()]))
     assert row_of(record_of({**detail(), "labels": group}))["rule"] == "group:grp1"
-    long = runinfo.job_labels(FakeJob(wildcards={"w": "x" * 600}))
+    long = job_labels(FakeJob(wildcards={"w": "x" * 600}))
     row = row_of(record_of({**detail(), "labels": long}))
     assert row["wildcards"] is None
     assert row["na_reasons"]["wildcards"] == "wildcards too long for a PROMINENCE label"
 
 
 def test_report_dir_setting():
-    assert report.report_root(None) == report.report_root(report.DEFAULT_DIR)
-    assert report.report_root("none") is None and report.report_root("") is None
-    off = report.RunReport("r", None, 0.5)
+    assert report_writer.report_root(None) == report_writer.report_root(report_writer.DEFAULT_DIR)
+    assert report_writer.report_root("none") is None and report_writer.report_root("") is None
+    off = report_writer.RunReport("r", None, 0.5)
     off.add(detail())
     assert off.records() == [] and off.finish(None, Log()) is None
-    assert report.run_dir(report.report_root("x"), "../a/b").name == "_.._a_b"
+    assert report_writer.run_dir(report_writer.report_root("x"), "../a/b").name == "_.._a_b"
 
 
 class Log:
@@ -278,9 +281,9 @@ class Log:
 
 def test_files_and_the_log_without_the_html_extra(tmp_path, monkeypatch):
     # As without matplotlib: the import fails, also when another test imported the module.
-    monkeypatch.setitem(sys.modules, "snakemake_executor_plugin_prominence.report_html", None)
-    monkeypatch.delattr(snakemake_executor_plugin_prominence, "report_html", raising=False)
-    collected = report.RunReport("run7", tmp_path, 0.5)
+    monkeypatch.setitem(sys.modules, "snakemake_executor_plugin_prominence.report.html", None)
+    monkeypatch.delattr(snakemake_executor_plugin_prominence.report, "html", raising=False)
+    collected = report_writer.RunReport("run7", tmp_path, 0.5)
     odd = detail(2, "map", rss_kb=None)
     odd["statusReason"] = "tab\there"
     for d in (detail(1, "map", memory=16), odd, REAL_DETAIL):
@@ -298,7 +301,7 @@ def test_files_and_the_log_without_the_html_extra(tmp_path, monkeypatch):
     assert (directory / "rules.tsv").read_text().startswith("rule\tjobs\tok\tfailed")
     assert not (directory / "report.html").exists()
     texts = [text for _level, text in log.lines]
-    assert any(report.HTML_HINT in text for text in texts)
+    assert any(report_writer.HTML_HINT in text for text in texts)
     assert any(t.startswith("PROMINENCE run report: 2 job(s), 2 ok, 0 failed") for t in texts)
     memory = [t for level, t in log.lines if level == "info" and "asked for 16 GiB" in t]
     assert memory and "peaked at 512 MiB (3%)" in memory[0]
@@ -312,10 +315,10 @@ def test_a_failing_html_writer_leaves_the_tables(tmp_path, monkeypatch):
         raise RuntimeError("no fonts")
 
     broken.write_html = write_html
-    monkeypatch.setitem(sys.modules, "snakemake_executor_plugin_prominence.report_html", broken)
-    monkeypatch.setattr(snakemake_executor_plugin_prominence, "report_html", broken, raising=False)
+    monkeypatch.setitem(sys.modules, "snakemake_executor_plugin_prominence.report.html", broken)
+    monkeypatch.setattr(snakemake_executor_plugin_prominence.report, "html", broken, raising=False)
     log = Log()
-    collected = report.RunReport("run8", tmp_path, 0.5)
+    collected = report_writer.RunReport("run8", tmp_path, 0.5)
     collected.add(detail(1, "map"))
     assert collected.finish(None, log) == tmp_path / "run8"
     assert (tmp_path / "run8" / "jobs.tsv").exists()

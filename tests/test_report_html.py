@@ -23,7 +23,9 @@ import pytest
 from PIL import Image
 from selenium.webdriver.common.by import By
 
-from snakemake_executor_plugin_prominence import report_html, report_plots, report_tables
+from snakemake_executor_plugin_prominence.report import html as report_html
+from snakemake_executor_plugin_prominence.report import plots as report_plots
+from snakemake_executor_plugin_prominence.report import tables as report_tables
 from tests import report_data
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

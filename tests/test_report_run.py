@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_executor_plugin_prominence import report
 from snakemake_executor_plugin_prominence.emulator import Emulator
+from snakemake_executor_plugin_prominence.report import __main__ as rebuild_command
+from snakemake_executor_plugin_prominence.report import rows as report_rows
 from tests.emulator_helpers import jwt_for, wait_until
 from tests.processes import BIN, emulator_process, plugin_args, plugin_env, run_snakemake
 from tests.test_report_html import ARTIFACTS, check_report_in_browser
@@ -62,7 +63,7 @@ def test_report_of_a_run_and_its_rebuild(tmp_path):
         assert result.returncode != 0, result.stderr[-3000:]  # rule bad fails: the run fails
         directory = report_dir(workdir)
         rebuilt_root = tmp_path / "rebuilt"
-        code = report.main(
+        code = rebuild_command.main(
             ["--run", directory.name, "--prominence-url", url,
              "--prominence-token", REPORT_TOKEN, "--prominence-report-dir", str(rebuilt_root)]
         )  # fmt: skip
@@ -124,7 +125,7 @@ def test_report_of_a_run_and_its_rebuild(tmp_path):
     assert "too few" in rules["burn"]["suggestion"]
     # The tables and the log.
     header = (directory / "jobs.tsv").read_text().splitlines()[0].split("\t")
-    assert header == [*report.JOB_COLUMNS, "notes"]
+    assert header == [*report_rows.JOB_COLUMNS, "notes"]
     assert "PROMINENCE run report: 6 job(s), 5 ok, 1 failed" in log
     # With the report extra (the test extra has it): the page, opened in a real browser.
     assert f"Report: {directory.relative_to(workdir) / 'report.html'}" in log

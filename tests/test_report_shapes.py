@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import copy
 
-from snakemake_executor_plugin_prominence import report, report_memory, report_rules
-from snakemake_executor_plugin_prominence.report_rows import JOB_COLUMNS, record_of, row_of
+from snakemake_executor_plugin_prominence.report import memory as report_memory
+from snakemake_executor_plugin_prominence.report import rules as report_rules
+from snakemake_executor_plugin_prominence.report import summary as report_summary
+from snakemake_executor_plugin_prominence.report import writer as report_writer
+from snakemake_executor_plugin_prominence.report.rows import JOB_COLUMNS, record_of, row_of
 
 SHA = "c694b456f242e484753a83107e47ca29d5a08e784c45f4225b1758713ad2e236"
 LABELS = {"snakemakerule": "align", "snakemakejob": "7", "snakemakeattempt": "1"}
@@ -112,7 +115,7 @@ def test_a_job_prominence_ran_three_times_has_no_queue_wait():
     plain = record_of(ran(2))
     [rule] = report_rules.rule_rows([rec, plain])
     assert rule["retried"] == 1 and rule["queue_wait_s_mean"] == 60.0
-    _jobs, _rules, summary = report.build("r", [rec, plain], "out", 0.5)
+    _jobs, _rules, summary = report_writer.build("r", [rec, plain], "out", 0.5)
     assert summary["queue_wait_total_h"] == round(60 / 3600, 4)
 
 
@@ -174,15 +177,15 @@ def test_a_memory_kill_is_counted_and_asks_for_more_than_the_request():
     assert row["na_reasons"]["stage_in_s"] == "the worker reported no task results"
     assert_every_na_has_a_reason(row)
     ok = [record_of(ran(i, tasks=[pulled_task(300_000)])) for i in (1, 2)]
-    jobs, rules, summary = report.build("r", [killed, *ok], "out", 0.5)
+    jobs, rules, summary = report_writer.build("r", [killed, *ok], "out", 0.5)
     [rule] = rules
     assert (rule["memory_kills"], rule["failed"], summary["memory_kills"]) == (1, 1, 1)
     assert rule["suggested_mem_mb"] == 4096
     assert "mem_mb=4096 at least (1 job(s) killed by PROMINENCE" in rule["suggestion"]
     assert "more than the 2 GiB they asked" in rule["suggestion"]
-    assert "(1 killed for using too much memory)" in report.summary_lines(summary, False)[0]
+    assert "(1 killed for using too much memory)" in report_summary.summary_lines(summary, False)[0]
     # a small successful peak does not turn into "asked too much" next to the kill
-    assert report.memory_notes(rules, jobs) == []
+    assert report_summary.memory_notes(rules, jobs) == []
 
 
 def test_a_memory_kill_keeps_a_larger_suggestion_from_the_rules_own_peaks():

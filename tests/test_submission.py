@@ -6,13 +6,13 @@ import uuid
 
 import pytest
 
-from snakemake_executor_plugin_prominence.auth import TokenProvider
-from snakemake_executor_plugin_prominence.client import (
+from snakemake_executor_plugin_prominence.run.submission import is_transient_refusal, submit_once
+from snakemake_executor_plugin_prominence.service.auth import TokenProvider
+from snakemake_executor_plugin_prominence.service.client import (
     ProminenceClient,
     ProminenceError,
     RequestRejected,
 )
-from snakemake_executor_plugin_prominence.submission import is_transient_refusal, submit_once
 from tests.emulator_helpers import jwt_for
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_executor_plugin_prominence.auth import TokenProvider
-from snakemake_executor_plugin_prominence.client import ProminenceClient, ServiceUnavailable
+from snakemake_executor_plugin_prominence.service.auth import TokenProvider
+from snakemake_executor_plugin_prominence.service.client import ProminenceClient, ServiceUnavailable
 from tests.emulator_helpers import jwt_for
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_executor_plugin_prominence.pause import TokenPause
+from snakemake_executor_plugin_prominence.run.pause import TokenPause
 from tests.processes import BIN, plugin_args
 
 pytestmark = pytest.mark.e2e
@@ -311,8 +311,8 @@ def test_a_token_that_never_comes_back_ends_the_run_after_the_wait_and_leaves_jo
     (run_id,) = set(re.findall(r"PROMINENCE: run ([0-9a-f]{32})", output))
     assert f"`prominence list --all --constraint snakemakerun={run_id}`" in output
     # With a new token, the job is found by the run's label, still running.
-    from snakemake_executor_plugin_prominence.auth import TokenProvider
-    from snakemake_executor_plugin_prominence.client import ProminenceClient
+    from snakemake_executor_plugin_prominence.service.auth import TokenProvider
+    from snakemake_executor_plugin_prominence.service.client import ProminenceClient
 
     fresh = ProminenceClient(emu.url, TokenProvider(emu.login("heidi")["access_token"], None, {}))
     (found,) = fresh.find_jobs(f"snakemakerun={run_id}")

@@ -14,10 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from snakemake_executor_plugin_prominence import tracking
-from snakemake_executor_plugin_prominence.auth import TokenProvider
-from snakemake_executor_plugin_prominence.client import ProminenceClient, ServiceUnavailable
-from snakemake_executor_plugin_prominence.overdue import OverdueJobs, Request
+from snakemake_executor_plugin_prominence.job import verdict as job_verdict
+from snakemake_executor_plugin_prominence.run import tracking
+from snakemake_executor_plugin_prominence.run.overdue import OverdueJobs, Request
+from snakemake_executor_plugin_prominence.service.auth import TokenProvider
+from snakemake_executor_plugin_prominence.service.client import ProminenceClient, ServiceUnavailable
 from tests.emulator_helpers import jwt_for
 
 RESOURCES = {"cpus": 1, "memory": 2, "disk": 10, "nodes": 1}
@@ -52,7 +53,7 @@ class FakeClient:
             self.fail_deletes -= 1
             raise ServiceUnavailable("No answer from PROMINENCE (DELETE /jobs): timed out")
         for job_id in ids:
-            if self.states[job_id]["status"] not in tracking.TERMINAL_STATUSES or (
+            if self.states[job_id]["status"] not in job_verdict.TERMINAL_STATUSES or (
                 self.states[job_id] == HELD
             ):
                 self.states[job_id] = dict(DELETED)
@@ -95,7 +96,7 @@ def test_a_held_job_is_tracked_until_the_server_says_it_used_too_much_memory():
     clock.now += 120
     result = cycle(tracker, [1])
     assert list(result.finished) == [1] and not result.deleted_because
-    assert tracking.verdict(result.finished[1]).message == (
+    assert job_verdict.verdict(result.finished[1]).message == (
         "killed: Job used too much memory (memory 2 GB from resources.mem_mb): raise mem_mb"
     )
     assert client.deletes == []
@@ -121,7 +122,7 @@ def test_a_job_held_too_long_is_deleted_then_failed_with_the_plugins_reason():
     reason = result.deleted_because[1]
     assert reason.startswith("was held by PROMINENCE for 210 s without a reason")
     assert "memory 2 GB from resources.mem_mb" in reason
-    verdict = tracking.verdict(result.finished[1], reason)
+    verdict = job_verdict.verdict(result.finished[1], reason)
     assert not verdict.success and verdict.message == reason
     assert result.finished[1]["status"] == "deleted"  # the run report gets the real details
     assert client.deletes == [[1]]

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
-from snakemake_executor_plugin_prominence import tracking
-from snakemake_executor_plugin_prominence.auth import TokenProvider
-from snakemake_executor_plugin_prominence.client import ProminenceClient
+from snakemake_executor_plugin_prominence.job import verdict as job_verdict
+from snakemake_executor_plugin_prominence.run import tracking
+from snakemake_executor_plugin_prominence.service.auth import TokenProvider
+from snakemake_executor_plugin_prominence.service.client import ProminenceClient
 from tests.emulator_helpers import jwt_for
 
 # --- verdicts --------------------------------------------------------------------------
@@ -22,25 +23,25 @@ def detail(status, reason=None, codes=(0,), **extra):
     return job
 
 
-@pytest.mark.parametrize("status", sorted(tracking.ACTIVE_STATUSES))
+@pytest.mark.parametrize("status", sorted(job_verdict.ACTIVE_STATUSES))
 def test_active_statuses_are_not_finished(status):
-    assert not tracking.is_finished({"status": status})
+    assert not job_verdict.is_finished({"status": status})
 
 
-@pytest.mark.parametrize("status", sorted(tracking.TERMINAL_STATUSES))
+@pytest.mark.parametrize("status", sorted(job_verdict.TERMINAL_STATUSES))
 def test_terminal_statuses_are_finished(status):
-    assert tracking.is_finished({"status": status})
+    assert job_verdict.is_finished({"status": status})
 
 
 def test_unknown_status_is_polled_again_not_failed():
-    assert not tracking.is_finished({"status": "unknown"})
-    assert not tracking.is_finished({})
+    assert not job_verdict.is_finished({"status": "unknown"})
+    assert not job_verdict.is_finished({})
 
 
 def test_success_needs_completed_and_every_exit_code_zero():
-    assert tracking.verdict(detail("completed", codes=(0, 0))).success
-    assert not tracking.verdict(detail("completed", codes=(0, 3))).success
-    assert not tracking.verdict(detail("completed", codes=())).success
+    assert job_verdict.verdict(detail("completed", codes=(0, 0))).success
+    assert not job_verdict.verdict(detail("completed", codes=(0, 3))).success
+    assert not job_verdict.verdict(detail("completed", codes=())).success
 
 
 @pytest.mark.parametrize(
@@ -101,7 +102,7 @@ def test_success_needs_completed_and_every_exit_code_zero():
     ],
 )
 def test_failure_messages_in_plain_words(job, message):
-    verdict = tracking.verdict(job)
+    verdict = job_verdict.verdict(job)
     assert not verdict.success
     assert verdict.message == message
 
@@ -109,10 +110,10 @@ def test_failure_messages_in_plain_words(job, message):
 def test_site_is_named():
     job = detail("completed", codes=(1,))
     job["execution"]["site"] = "OpenStack-Alpha"
-    assert tracking.verdict(job).message == "completed with exit code 1 at site OpenStack-Alpha"
+    assert job_verdict.verdict(job).message == "completed with exit code 1 at site OpenStack-Alpha"
     killed = detail("killed", "Job used too much memory", codes=(), resources={"memory": 4})
     killed["execution"]["site"] = "OpenStack-Alpha"
-    assert tracking.verdict(killed).message == (
+    assert job_verdict.verdict(killed).message == (
         "killed: Job used too much memory (memory 4 GB from resources.mem_mb) at site "
         "OpenStack-Alpha: raise mem_mb"
     )
@@ -120,9 +121,9 @@ def test_site_is_named():
 
 def test_a_job_this_run_deleted_is_judged_with_the_runs_reason():
     deleted = detail("deleted", "Job deleted by user", codes=())
-    assert tracking.verdict(deleted).message == "deleted: Job deleted by user"
+    assert job_verdict.verdict(deleted).message == "deleted: Job deleted by user"
     because = "waited 61.0 min in the queue without starting, over its limit of 60 min"
-    assert tracking.verdict(deleted, because) == tracking.Verdict(False, because)
+    assert job_verdict.verdict(deleted, because) == job_verdict.Verdict(False, because)
 
 
 def test_url_chunks_bound_the_id_list_length():
@@ -204,7 +205,7 @@ def test_finished_jobs_are_read_once_in_detail_in_one_batch(tmp_path):
         tracker = tracking.JobTracker(client)
         result = asyncio.run(tracker.cycle(ids))
         assert sorted(result.finished) == sorted(ids)
-        assert all(tracking.verdict(d).success for d in result.finished.values())
+        assert all(job_verdict.verdict(d).success for d in result.finished.values())
         assert result.changed
         stats = requests_by_route(emu)
         # One listing, then one detailed listing of the three that finished.

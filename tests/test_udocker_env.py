@@ -15,8 +15,13 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from snakemake_executor_plugin_prominence import detached
-from snakemake_executor_plugin_prominence.jobspec import JobDefaults, JobSpecError, build, task_env
+from snakemake_executor_plugin_prominence.detached import headjob
+from snakemake_executor_plugin_prominence.job.description import (
+    JobDefaults,
+    JobSpecError,
+    build,
+    task_env,
+)
 from tests.jobs import FakeJob
 
 UDOCKER = JobDefaults(image="snakemake/snakemake:v9.27.1", runtime="udocker")
@@ -89,8 +94,8 @@ def test_a_nul_in_a_value_fails_the_job_naming_the_variable_not_its_value():
 
 
 def test_the_detached_head_quotes_its_env_for_udocker_too():
-    env = {"SNAKEMAKE_STORAGE_S3_SECRET_KEY": "a b'c", detached.RUN_FOLDER_ENV: "s3://b/r 1/"}
-    description = detached.head_description(
+    env = {"SNAKEMAKE_STORAGE_S3_SECRET_KEY": "a b'c", headjob.RUN_FOLDER_ENV: "s3://b/r 1/"}
+    description = headjob.head_description(
         run_id="r1",
         command="true",
         sources=b"",

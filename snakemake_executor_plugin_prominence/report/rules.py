@@ -10,7 +10,7 @@ largest value observed (see ``docs/further.md``, "Run report"):
 - ``mem_mb``: the highest peak memory times ``MEMORY_MARGIN``, rounded up to whole GB against
   HTCondor's 1000 MiB per GB, written in MB (GB x 1024) so that the plugin asks for exactly
   those GB; only from peaks that are the rule's own, or when even a peak that may be the image
-  pull's fits the 1 GB minimum; more than asked after a memory kill (:mod:`report_memory`);
+  pull's fits the 1 GB minimum; more than asked after a memory kill (:mod:`memory`);
 - ``runtime`` (minutes): the longest time PROMINENCE held a job (start to end: image pull,
   stage-in, tasks, stage-out) times :data:`RUNTIME_MARGIN`, rounded up to whole minutes.
 
@@ -27,9 +27,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from snakemake_executor_plugin_prominence import report_memory
-from snakemake_executor_plugin_prominence.report_memory import peak_mib, show_amount
-from snakemake_executor_plugin_prominence.report_rows import (
+from snakemake_executor_plugin_prominence.report.memory import (
+    MIN_JOBS,
+    is_memory_kill,
+    peak_mib,
+    show_amount,
+    suggest_mem_mb,
+)
+from snakemake_executor_plugin_prominence.report.rows import (
     DECIMALS,
     JobRecord,
     iso,
@@ -61,9 +66,8 @@ RULE_COLUMNS = (
     "suggestion",
 )
 
-MIN_JOBS_FOR_SUGGESTION = report_memory.MIN_JOBS
+MIN_JOBS_FOR_SUGGESTION = MIN_JOBS
 THREADS_SLACK = 0.1
-MEMORY_MARGIN = report_memory.MEMORY_MARGIN
 RUNTIME_MARGIN = 1.5
 #: the rule name of jobs whose identity PROMINENCE could not give back
 UNKNOWN_RULE = "NA"
@@ -96,7 +100,7 @@ def _retried(rec: JobRecord) -> bool:
 
 
 def memory_killed(rec: JobRecord) -> bool:
-    return report_memory.is_memory_kill(rec.status, rec.reason)
+    return is_memory_kill(rec.status, rec.reason)
 
 
 def _queue_waits(records: Iterable[JobRecord]) -> list[float]:
@@ -134,7 +138,7 @@ def suggest(records: Sequence[JobRecord]) -> dict[str, Any]:
         parts.append(
             f"threads={threads} (asked {show_amount(was)}; at most {max(cores):.2f} cores busy)"
         )
-    memory = report_memory.suggest_mem_mb(records)
+    memory = suggest_mem_mb(records)
     result["suggested_mem_mb"] = memory.mem_mb
     if memory.request is not None:
         parts.append(memory.request)

@@ -14,7 +14,7 @@ from typing import Any
 
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from snakemake_executor_plugin_prominence.client import ProminenceClient, ProminenceError
+from snakemake_executor_plugin_prominence.service.client import ProminenceClient, ProminenceError
 
 LOG_ROOT = Path(".snakemake") / "prominence_logs"
 REDACTED = "<redacted>"

@@ -22,7 +22,8 @@ from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, TextIO
 
-from snakemake_executor_plugin_prominence.tracking import TERMINAL_STATUSES, exit_codes
+from snakemake_executor_plugin_prominence.job.identity import job_identity
+from snakemake_executor_plugin_prominence.job.verdict import TERMINAL_STATUSES, exit_codes
 
 SCHEMA_VERSION = 1
 #: the key of the payload in a log record's ``extra``
@@ -51,19 +52,6 @@ def final_phase(status: str | None, success: bool) -> str:
     if success:
         return "succeeded"
     return "cancelled" if status == "deleted" else "failed"
-
-
-def job_identity(job: Any) -> dict[str, Any]:
-    """What Snakemake calls the job: job id, rule (a group job: its group), wildcards, attempt."""
-    group = job.is_group()
-    wildcards = {} if group else dict(getattr(job, "wildcards", None) or {})
-    return {
-        "jobid": int(job.jobid) if str(job.jobid).isdigit() else str(job.jobid),
-        "rule": str(job.name),
-        "group": str(getattr(job, "groupid", job.name)) if group else None,
-        "wildcards": {str(key): str(value) for key, value in wildcards.items()},
-        "attempt": int(getattr(job, "attempt", 1)),
-    }
 
 
 def subject(run_id: str, job: Any) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from snakemake_executor_plugin_prominence.renewal import RenewalError, Renewer
+from snakemake_executor_plugin_prominence.service.renewal import RenewalError, Renewer
 
 DEFAULT_TOKEN_FILE = Path("~/.prominence/token")
 EXPIRY_WARNING_SECONDS = 3600

@@ -1,7 +1,7 @@
 """The run report's tables, and how its values are written: HTML-escaped, units readable,
 and "NA: <reason>" for anything unknown (never 0 %).
 
-Pure string building from the report rows; the page around them is in report_html.
+Pure string building from the report rows; the page around them is in :mod:`html`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import html
 import math
 from collections.abc import Callable, Sequence
 
-from . import report_plots
+from snakemake_executor_plugin_prominence.report import plots
 
 # The jobs table shows at most this many rows (failed attempts first); jobs.tsv has them all.
 JOBS_TABLE_MAX_ROWS = 200
@@ -137,7 +137,7 @@ def rules_table(rules: Sequence[dict], groups: dict[str, list[dict]], low_cpu: f
         own = groups.get(str(name), [])
 
         def reason(column: str, own: list[dict] = own) -> str | None:
-            counts = report_plots.na_reason_counts(own, column, DERIVED_FROM.get(column))
+            counts = plots.na_reason_counts(own, column, DERIVED_FROM.get(column))
             return counts.most_common(1)[0][0] if counts else None
 
         def both(

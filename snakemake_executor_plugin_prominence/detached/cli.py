@@ -12,24 +12,23 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from snakemake_executor_plugin_prominence import (
+from snakemake_executor_plugin_prominence.detached import headjob, runstore, views
+from snakemake_executor_plugin_prominence.job import deployment, images
+from snakemake_executor_plugin_prominence.job.description import label_value
+from snakemake_executor_plugin_prominence.job.verdict import TERMINAL_STATUSES
+from snakemake_executor_plugin_prominence.run import runinfo, startup
+from snakemake_executor_plugin_prominence.service.client import ProminenceClient, ProminenceError
+from snakemake_executor_plugin_prominence.settings import (
+    CONNECTION_SETTINGS,
     ExecutorSettings,
-    deployment,
-    detached,
-    images,
-    jobspec,
-    runinfo,
-    runstore,
-    runviews,
-    startup,
+    add_settings,
+    flag,
+    settings_from,
 )
-from snakemake_executor_plugin_prominence.client import ProminenceClient, ProminenceError
-from snakemake_executor_plugin_prominence.tracking import TERMINAL_STATUSES
 
 #: ``submit``'s own flags (the head job's resources and image).
 HEAD_FLAGS = ("--prominence-head-walltime", "--prominence-head-memory", "--prominence-head-image")
@@ -39,58 +38,6 @@ log = logging.getLogger("prominence-snakemake")
 
 class CliError(Exception):
     """A mistake in what the user asked for: said in one line, exit status 2."""
-
-
-def _flag(name: str) -> str:
-    return "--prominence-" + name.replace("_", "-")
-
-
-#: the settings a command that only talks to PROMINENCE needs: where, and as whom. They stay
-#: on the submitting machine: the head uses its job token and PROMINENCE_URL.
-CONNECTION_SETTINGS = (
-    "url",
-    "token",
-    "token_file",
-    "token_command",
-    "token_endpoint",
-    "oidc_client_id",
-    "oidc_client_secret",
-    "ca_bundle",
-)
-
-
-def add_settings(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
-    """The plugin's settings as ``--prominence-*`` flags (``only``: just these names)."""
-    for f in fields(ExecutorSettings):
-        if only is not None and f.name not in only:
-            continue
-        help_text = str(f.metadata.get("help", "")).replace("%", "%%")
-        if f.type in (bool, "bool"):
-            parser.add_argument(_flag(f.name), dest=f.name, action="store_true", help=help_text)
-        else:
-            parser.add_argument(_flag(f.name), dest=f.name, default=None, help=help_text)
-
-
-def settings_from(args: argparse.Namespace) -> Any:
-    """An ``ExecutorSettings`` from the parsed flags (typed like Snakemake would)."""
-    values: dict[str, Any] = {}
-    for f in fields(ExecutorSettings):
-        value = getattr(args, f.name, None)
-        if value is None or value is False:
-            continue
-        kind = str(f.type)
-        if "Path" in kind:
-            value = Path(value)
-        elif "int" in kind:
-            value = int(value)
-        elif "float" in kind:
-            value = float(value)
-        values[f.name] = value
-    settings = ExecutorSettings(**values)
-    for f in fields(ExecutorSettings):
-        if f.name not in values and f.default is MISSING and f.default_factory is MISSING:
-            setattr(settings, f.name, None)
-    return settings
 
 
 def _forwarded(args: argparse.Namespace) -> list[str]:
@@ -103,10 +50,10 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
     for f in fields(ExecutorSettings):
         value = getattr(args, f.name, None)
         if f.name == "labels":
-            value = ",".join(filter(None, [value, f"{detached.DETACHED_LABEL}=1"]))
+            value = ",".join(filter(None, [value, f"{headjob.DETACHED_LABEL}=1"]))
         if f.name in CONNECTION_SETTINGS or value is None or value is False:
             continue
-        out.extend([_flag(f.name)] if value is True else [_flag(f.name), str(value)])
+        out.extend([flag(f.name)] if value is True else [flag(f.name), str(value)])
     return out
 
 
@@ -121,7 +68,7 @@ def _run_jobs(client: ProminenceClient, run_id: str) -> list[dict[str, Any]]:
 
 def _head(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
     # listings without detail have no labels: the head is known by its name
-    heads = [j for j in jobs if str(j.get("name", "")).startswith(detached.HEAD_NAME_PREFIX)]
+    heads = [j for j in jobs if str(j.get("name", "")).startswith(headjob.HEAD_NAME_PREFIX)]
     return max(heads, key=lambda j: j.get("id", 0)) if heads else None
 
 
@@ -131,7 +78,7 @@ def _head_image(args: argparse.Namespace) -> str:
     even when the head has its own: the head's run would refuse it only once queued."""
     runtime = args.runtime or "singularity"
     chosen = None
-    for flag, image in (
+    for option, image in (
         ("--prominence-head-image", args.prominence_head_image),
         ("--prominence-container-image", args.container_image),
     ):
@@ -140,9 +87,9 @@ def _head_image(args: argparse.Namespace) -> str:
         try:
             pullable = images.pullable(image, runtime)
         except images.ImageRefused as e:
-            raise CliError(f"{flag} {image!r} {e}.") from None
+            raise CliError(f"{option} {image!r} {e}.") from None
         chosen = chosen or pullable
-    return chosen or runinfo.default_snakemake_image()
+    return chosen or images.default_snakemake_image()
 
 
 def cmd_submit(args: argparse.Namespace, snakemake_args: list[str]) -> int:
@@ -153,19 +100,19 @@ def cmd_submit(args: argparse.Namespace, snakemake_args: list[str]) -> int:
     workdir = Path.cwd()
     store = _run_store(snakemake_args)
     folder = store.folder(run_id)
-    sources = detached.pack_sources(workdir)
-    env = {**detached.storage_env(os.environ), detached.RUN_FOLDER_ENV: folder}
+    sources = headjob.pack_sources(workdir)
+    env = {**headjob.storage_env(os.environ), headjob.RUN_FOLDER_ENV: folder}
     stored_sha256 = None
-    if len(sources) > detached.MAX_INLINE_SOURCES_BYTES:
-        env[detached.SOURCES_URL_ENV] = _store_sources(store, folder, sources)
-        stored_sha256 = detached.sha256_of(sources)
+    if len(sources) > headjob.MAX_INLINE_SOURCES_BYTES:
+        env[headjob.SOURCES_URL_ENV] = _store_sources(store, folder, sources)
+        stored_sha256 = headjob.sha256_of(sources)
     labels = {
         **runinfo.RunLabels(run_id, runinfo.workdir_key(str(workdir))).labels(),
-        detached.WORKFLOW_LABEL: jobspec.label_value(workdir.name),
+        headjob.WORKFLOW_LABEL: label_value(workdir.name),
     }
-    description = detached.head_description(
+    description = headjob.head_description(
         run_id=run_id,
-        command=detached.head_command(
+        command=headjob.head_command(
             run_id,
             snakemake_args,
             _forwarded(args),
@@ -178,7 +125,7 @@ def cmd_submit(args: argparse.Namespace, snakemake_args: list[str]) -> int:
         labels=labels,
         cpus=1,
         memory_gb=args.prominence_head_memory,
-        disk_gb=max(detached.HEAD_DISK_GB, int(args.min_disk or 0)),
+        disk_gb=max(headjob.HEAD_DISK_GB, int(args.min_disk or 0)),
         walltime_minutes=args.prominence_head_walltime,
         runtime=args.runtime or "singularity",
     )
@@ -218,7 +165,7 @@ def _store_sources(store: runstore.RunStore, folder: str, sources: bytes) -> str
     if deployment.fetch_url_maker(store.provider) is None:
         raise CliError(
             f"The workflow directory packs to {len(sources)} bytes, more than the "
-            f"{detached.MAX_INLINE_SOURCES_BYTES} a PROMINENCE job description can carry, and "
+            f"{headjob.MAX_INLINE_SOURCES_BYTES} a PROMINENCE job description can carry, and "
             f"the {store.provider_name} storage provider gives no URL the head could fetch "
             "them from (fs and s3 do). Move data files out of the directory and submit again."
         )
@@ -239,10 +186,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     detail = client.get_job(head["id"]) or head
     reason = f" ({detail['statusReason']})" if detail.get("statusReason") else ""
     print(f"Head job {head['id']}: {detail.get('status')}{reason}")
-    for line in runviews.walltime_lines(detail, time.time()):
+    for line in views.walltime_lines(detail, time.time()):
         print(line)
-    print(f"Jobs of the run: {runviews.counts_line(j for j in jobs if j['id'] != head['id'])}")
-    folder = runviews.run_folder(detail)
+    print(f"Jobs of the run: {views.counts_line(j for j in jobs if j['id'] != head['id'])}")
+    folder = views.run_folder(detail)
     if folder:
         ended = detail.get("status") in TERMINAL_STATUSES
         print(f"Log and report: {folder}" + ("" if ended else " (copied when the head ends)"))
@@ -269,7 +216,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 out.write(chunk.decode("utf-8", "replace"))
                 out.flush()
         if not args.follow or status in TERMINAL_STATUSES:
-            folder = runviews.run_folder(detail)
+            folder = views.run_folder(detail)
             if status in TERMINAL_STATUSES and folder:
                 print(f"Head job {head['id']} {status}; log and report: {folder}", file=sys.stderr)
             return 0
@@ -287,13 +234,13 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     client = _client(args)
-    heads = client.find_jobs(f"{detached.HEAD_LABEL}=1", include_finished=True, detail=True)
-    active = client.find_jobs(f"{detached.DETACHED_LABEL}=1", detail=True)
-    rows = runviews.run_rows(heads, active)
+    heads = client.find_jobs(f"{headjob.HEAD_LABEL}=1", include_finished=True, detail=True)
+    active = client.find_jobs(f"{headjob.DETACHED_LABEL}=1", detail=True)
+    rows = views.run_rows(heads, active)
     if not rows:
         print("No detached runs.")
         return 0
-    print(runviews.format_rows(rows))
+    print(views.format_rows(rows))
     return 0
 
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from snakemake_executor_plugin_prominence import events as job_events
-from snakemake_executor_plugin_prominence.overdue import is_held
-from snakemake_executor_plugin_prominence.tracking import TERMINAL_STATUSES
+from snakemake_executor_plugin_prominence.job.identity import job_identity
+from snakemake_executor_plugin_prominence.job.verdict import TERMINAL_STATUSES
+from snakemake_executor_plugin_prominence.run import events as job_events
+from snakemake_executor_plugin_prominence.run.overdue import is_held
 
 #: how PROMINENCE's statuses are listed in a state line; ``held`` is the plugin's name for a
 #: job listed ``failed`` without a reason (see :mod:`overdue`)
@@ -280,7 +281,7 @@ class RunProgress:
 
     def _describe_waiting(self, prominence_id: int, now: float) -> str:
         tracked = self._jobs[prominence_id]
-        identity = job_events.job_identity(tracked.job)
+        identity = job_identity(tracked.job)
         waited = _duration(now - (tracked.queued_since or now))
         text = (
             f"PROMINENCE job {prominence_id} (rule {identity['rule']}, job {identity['jobid']}) "

@@ -26,7 +26,14 @@ from importlib.metadata import PackageNotFoundError, distributions, version
 from pathlib import Path
 from typing import Any
 
-from snakemake_executor_plugin_prominence import deployment, jobspec, runinfo
+from snakemake_executor_plugin_prominence.job import deployment
+from snakemake_executor_plugin_prominence.job.description import (
+    label_value,
+    shell_command,
+    task_env,
+)
+from snakemake_executor_plugin_prominence.job.labels import RUN_LABEL
+from snakemake_executor_plugin_prominence.run.runinfo import RUN_ID_ENV
 
 #: Label on head jobs only (``list`` finds detached runs by it).
 HEAD_LABEL = "snakemakehead"
@@ -98,7 +105,7 @@ def add_plugin(tar: tarfile.TarFile) -> None:
     version, under ``HEAD_SITE``: the head runs it from there (first on its ``PYTHONPATH``),
     so any Snakemake image will do, and the head runs exactly the plugin ``submit`` ran.
     It is pure Python, about 70 kB packed."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     for path in sorted(package.rglob("*")):
         relative = path.relative_to(package)
         if not path.is_file() or relative.parts[0] == "emulator":
@@ -155,14 +162,14 @@ def head_command(
     snakemake = [
         "python",
         "-m",
-        "snakemake_executor_plugin_prominence.head",
+        "snakemake_executor_plugin_prominence.detached.head",
         "--executor",
         "prominence",
         *settings_args,
         *snakemake_args,
     ]
     steps.append(
-        f"export {runinfo.RUN_ID_ENV}={shlex.quote(run_id)} PYTHONUNBUFFERED=1 "
+        f"export {RUN_ID_ENV}={shlex.quote(run_id)} PYTHONUNBUFFERED=1 "
         f'PYTHONPATH="$PWD/{HEAD_SITE}${{PYTHONPATH:+:$PYTHONPATH}}" && exec '
         + shlex.join(snakemake)
     )
@@ -195,12 +202,12 @@ def head_description(
     task: dict[str, Any] = {
         "image": image,
         "runtime": runtime,
-        "cmd": jobspec.shell_command(command),
+        "cmd": shell_command(command),
     }
     if env:
-        task["env"] = jobspec.task_env(HEAD_NAME_PREFIX.rstrip("-"), env, runtime)
+        task["env"] = task_env(HEAD_NAME_PREFIX.rstrip("-"), env, runtime)
     description = {
-        "name": HEAD_NAME_PREFIX + jobspec.label_value(run_id)[:40],
+        "name": HEAD_NAME_PREFIX + label_value(run_id)[:40],
         "resources": {
             "cpus": cpus,
             "memory": memory_gb,
@@ -209,7 +216,7 @@ def head_description(
             "walltime": walltime_minutes,
         },
         "tasks": [task],
-        "labels": {**labels, runinfo.RUN_LABEL: run_id, HEAD_LABEL: "1", DETACHED_LABEL: "1"},
+        "labels": {**labels, RUN_LABEL: run_id, HEAD_LABEL: "1", DETACHED_LABEL: "1"},
     }
     if sources is not None:
         description["inputs"] = [

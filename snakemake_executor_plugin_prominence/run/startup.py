@@ -13,13 +13,16 @@ from typing import Any
 
 from snakemake_interface_common.exceptions import WorkflowError
 
-from snakemake_executor_plugin_prominence import auth, images, jobspec, renewal, runinfo
-from snakemake_executor_plugin_prominence.client import (
+from snakemake_executor_plugin_prominence.job import description, images
+from snakemake_executor_plugin_prominence.run import runinfo
+from snakemake_executor_plugin_prominence.run.progress import RunProgress
+from snakemake_executor_plugin_prominence.service import auth, renewal
+from snakemake_executor_plugin_prominence.service.client import (
     ProminenceClient,
     check_base_url,
     is_loopback,
 )
-from snakemake_executor_plugin_prominence.progress import RunProgress
+from snakemake_executor_plugin_prominence.settings import flag
 
 
 def check_settings(settings: Any) -> None:
@@ -35,17 +38,16 @@ def check_settings(settings: Any) -> None:
     ):
         value = getattr(settings, name)
         if value < minimum:
-            raise WorkflowError(f"{_flag(name)} {value}: must be at least {minimum}.")
-    if settings.max_retries is not None and not 0 <= settings.max_retries <= jobspec.MAX_RETRIES:
+            raise WorkflowError(f"{flag(name)} {value}: must be at least {minimum}.")
+    if (
+        settings.max_retries is not None
+        and not 0 <= settings.max_retries <= description.MAX_RETRIES
+    ):
         raise WorkflowError(
             f"--prominence-max-retries {settings.max_retries}: must be from 0 to "
-            f"{jobspec.MAX_RETRIES} (PROMINENCE refuses more)."
+            f"{description.MAX_RETRIES} (PROMINENCE refuses more)."
         )
     check_low_cpu_efficiency(settings.low_cpu_efficiency)
-
-
-def _flag(name: str) -> str:
-    return "--prominence-" + name.replace("_", "-")
 
 
 def check_low_cpu_efficiency(value: float) -> None:
@@ -132,7 +134,7 @@ def default_image(settings: Any, workflow: Any) -> str:
         image = settings.container_image
     else:
         image = getattr(workflow.remote_execution_settings, "container_image", None)
-        image = image or runinfo.default_snakemake_image()
+        image = image or images.default_snakemake_image()
     try:
         return images.pullable(image, settings.runtime)
     except images.ImageRefused as e:
@@ -163,18 +165,18 @@ def retries_warning(settings: Any, workflow: Any) -> str | None:
     )
 
 
-def job_defaults(settings: Any, run: runinfo.RunLabels, image: str) -> jobspec.JobDefaults:
+def job_defaults(settings: Any, run: runinfo.RunLabels, image: str) -> description.JobDefaults:
     try:
-        user_labels = jobspec.parse_label_pairs(settings.labels, "--prominence-labels")
+        user_labels = description.parse_label_pairs(settings.labels, "--prominence-labels")
     except ValueError as e:
         raise WorkflowError(str(e)) from None
-    return jobspec.JobDefaults(
+    return description.JobDefaults(
         image=image,
         runtime=settings.runtime,
         max_retries=settings.max_retries,
         max_time_in_queue=settings.max_time_in_queue,
-        sites=jobspec.split_list(settings.sites),
-        regions=jobspec.split_list(settings.regions),
+        sites=description.split_list(settings.sites),
+        regions=description.split_list(settings.regions),
         labels={**user_labels, **run.labels()},
         image_setting=default_image_setting(settings),
         min_disk_gb=settings.min_disk,

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from snakemake_executor_plugin_prominence.report_rows import JobRecord
+    from snakemake_executor_plugin_prominence.report.rows import JobRecord
 
 #: where a job's peak memory comes from (the server's key, as written in the report)
 TASK_PEAK = "maxResidentSetSizeKB"

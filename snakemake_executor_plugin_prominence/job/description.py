@@ -16,8 +16,8 @@ from typing import Any
 
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
-from snakemake_executor_plugin_prominence import explicit, images, resources
-from snakemake_executor_plugin_prominence.resources import MAX_INTEGER, JobSpecError, strict_int
+from snakemake_executor_plugin_prominence.job import explicit, images, resources
+from snakemake_executor_plugin_prominence.job.resources import MAX_INTEGER, JobSpecError, strict_int
 
 __all__ = ["JobDefaults", "JobSpecError", "build"]
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from snakemake_executor_plugin_prominence import deployment
+from snakemake_executor_plugin_prominence.job import deployment
 
 #: The folder under the default storage prefix that holds every detached run's files.
 RUNS_DIR = ".prominence-runs"

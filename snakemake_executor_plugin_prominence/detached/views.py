@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from snakemake_executor_plugin_prominence import detached, runinfo
+from snakemake_executor_plugin_prominence.detached import headjob
+from snakemake_executor_plugin_prominence.job.labels import RUN_LABEL
 
 #: ``status`` warns once the head has used this fraction of its walltime.
 WALLTIME_WARNING_FRACTION = 0.8
@@ -49,7 +50,7 @@ def walltime_lines(head: dict[str, Any], now: float) -> list[str]:
 def run_folder(head: dict[str, Any]) -> str | None:
     """Where the head copies its log and report (from its task env), if it says."""
     for task in head.get("tasks") or []:
-        folder = (task.get("env") or {}).get(detached.RUN_FOLDER_ENV)
+        folder = (task.get("env") or {}).get(headjob.RUN_FOLDER_ENV)
         if folder:
             return str(folder)
     return None
@@ -71,13 +72,13 @@ def run_rows(heads: Iterable[dict[str, Any]], active: Iterable[dict[str, Any]]) 
     by_run: dict[str, list[dict[str, Any]]] = {}
     for job in active:
         labels = job.get("labels") or {}
-        if labels.get(detached.HEAD_LABEL):
+        if labels.get(headjob.HEAD_LABEL):
             continue
-        by_run.setdefault(str(labels.get(runinfo.RUN_LABEL, "")), []).append(job)
+        by_run.setdefault(str(labels.get(RUN_LABEL, "")), []).append(job)
     rows = []
     for head in heads:
         labels = head.get("labels") or {}
-        run_id = str(labels.get(runinfo.RUN_LABEL, "?"))
+        run_id = str(labels.get(RUN_LABEL, "?"))
         jobs = by_run.get(run_id, [])
         rows.append(
             RunRow(
@@ -85,7 +86,7 @@ def run_rows(heads: Iterable[dict[str, Any]], active: Iterable[dict[str, Any]]) 
                 head_id=int(head.get("id", 0)),
                 state=str(head.get("status", "?")),
                 created=int((head.get("events") or {}).get("createTime", 0)),
-                workflow=str(labels.get(detached.WORKFLOW_LABEL, "?")),
+                workflow=str(labels.get(headjob.WORKFLOW_LABEL, "?")),
                 active_jobs=counts_line(jobs) if jobs else "-",
             )
         )

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Sequence
 
-from . import report_plots
-from .report_tables import (
+from snakemake_executor_plugin_prominence.report import plots
+from snakemake_executor_plugin_prominence.report.tables import (
     DERIVED_FROM,
     escape,
     is_number,
@@ -108,7 +108,7 @@ def boxplot_section(groups: dict[str, list[dict]], low_cpu: float | None) -> str
         return '<p class="note">No jobs, nothing to plot.</p>'
     plotted = busiest_rules(groups)
     names = list(plotted)
-    svg = report_plots.share_boxplots(plotted, low_cpu)
+    svg = plots.share_boxplots(plotted, low_cpu)
     threshold = (
         f" the dotted red line is the low-CPU-efficiency threshold ({percent(low_cpu)});"
         if low_cpu is not None
@@ -121,9 +121,9 @@ def boxplot_section(groups: dict[str, list[dict]], low_cpu: float | None) -> str
         else ""
     )
     missing = []
-    for column, title in report_plots.SHARE_METRICS:
+    for column, title in plots.SHARE_METRICS:
         for name, own in plotted.items():
-            counts = report_plots.na_reason_counts(own, column, DERIVED_FROM.get(column))
+            counts = plots.na_reason_counts(own, column, DERIVED_FROM.get(column))
             for why, count in counts.items():
                 missing.append(
                     f"<li>{escape(title.split(' (')[0])}, {escape(name)}: {count} of "
@@ -147,15 +147,15 @@ def boxplot_section(groups: dict[str, list[dict]], low_cpu: float | None) -> str
 
 
 def timeline_section(jobs: Sequence[dict]) -> str:
-    rows, undated = report_plots.timeline_rows(jobs)
+    rows, undated = plots.timeline_rows(jobs)
     if not rows:
         return '<p class="note">No job has a creation time, so there is no timeline.</p>'
-    shown, step = report_plots.thin(rows)
+    shown, step = plots.thin(rows)
     notes = []
     if step > 1:
         notes.append(
             f"{len(rows)} jobs are more than the timeline draws "
-            f"({report_plots.TIMELINE_MAX_JOBS}); it shows one job in every {step} in order of "
+            f"({plots.TIMELINE_MAX_JOBS}); it shows one job in every {step} in order of "
             f"creation ({len(shown)} jobs)."
         )
     if undated:
@@ -165,7 +165,7 @@ def timeline_section(jobs: Sequence[dict]) -> str:
         "blue while it ran (started → ended), red when that attempt failed. " + " ".join(notes)
     )
     return (
-        f'<figure class="plot" id="plot-timeline">{report_plots.timeline(shown)}'
+        f'<figure class="plot" id="plot-timeline">{plots.timeline(shown)}'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 

@@ -14,7 +14,8 @@ plus what ``git ls-files`` lists to the worker jobs, would miss files the user's
 tracked (a script a shell command runs, a data table). The head stages every restored file in
 a fresh git index first, so the worker jobs get everything the workflow had.
 
-Usage (inside the head job): ``python -m snakemake_executor_plugin_prominence.head ARGS...``
+Usage (inside the head job):
+``python -m snakemake_executor_plugin_prominence.detached.head ARGS...``
 runs ``python -m snakemake ARGS...`` and exits with its status.
 """
 
@@ -33,7 +34,10 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from snakemake_executor_plugin_prominence import deployment, detached, report, runinfo, runstore
+from snakemake_executor_plugin_prominence.detached import headjob, runstore
+from snakemake_executor_plugin_prominence.job import deployment
+from snakemake_executor_plugin_prominence.report.writer import report_root, run_dir
+from snakemake_executor_plugin_prominence.run.runinfo import RUN_ID_ENV
 
 
 def say(message: str) -> None:
@@ -49,7 +53,7 @@ def stage_everything(workdir: Path) -> None:
         exclude = workdir / ".git" / "info" / "exclude"
         exclude.parent.mkdir(parents=True, exist_ok=True)
         with exclude.open("a") as f:
-            f.write(f"\n/.snakemake/\n/{detached.HEAD_SITE.split('/')[0]}/\n")
+            f.write(f"\n/.snakemake/\n/{headjob.HEAD_SITE.split('/')[0]}/\n")
         subprocess.run(["git", "add", "-A"], cwd=workdir, check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError) as e:
         detail = getattr(e, "stderr", b"") or b""
@@ -87,8 +91,8 @@ def report_dir_of(snakemake_args: Sequence[str], run_id: str) -> Path | None:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--prominence-report-dir", default=None)
     known, _rest = parser.parse_known_args(list(snakemake_args))
-    root = report.report_root(known.prominence_report_dir)
-    return None if root is None else report.run_dir(root, run_id)
+    root = report_root(known.prominence_report_dir)
+    return None if root is None else run_dir(root, run_id)
 
 
 def copy_run_files(
@@ -102,7 +106,7 @@ def copy_run_files(
 
 def run(args: list[str]) -> int:
     workdir = Path.cwd()
-    run_id = os.environ.get(runinfo.RUN_ID_ENV, "")
+    run_id = os.environ.get(RUN_ID_ENV, "")
     stage_everything(workdir)
     store = open_store(args) if run_id else None
     head_log = workdir / runstore.HEAD_LOG

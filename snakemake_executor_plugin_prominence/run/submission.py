@@ -20,8 +20,9 @@ from collections.abc import Callable, Container
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from snakemake_executor_plugin_prominence import runinfo
-from snakemake_executor_plugin_prominence.client import (
+from snakemake_executor_plugin_prominence.job.labels import SUBMISSION_LABEL
+from snakemake_executor_plugin_prominence.run import runinfo
+from snakemake_executor_plugin_prominence.service.client import (
     AuthenticationError,
     ProminenceClient,
     ProminenceError,
@@ -29,7 +30,6 @@ from snakemake_executor_plugin_prominence.client import (
     ServerError,
 )
 
-SUBMISSION_LABEL = "snakemakekey"
 #: How the real server's 400s for its own transient failures begin (see the module's doc).
 TRANSIENT_REFUSALS = (
     "Job submission failed with an exception",

@@ -1,6 +1,7 @@
 """What a user writes as an image -> what a PROMINENCE worker can pull, or why it cannot.
 
-Pure. The worker (the server's ``promlet.py``) gets an image in one of these forms:
+Pure, but for :func:`default_snakemake_image` (the installed Snakemake's own image). The
+worker (the server's ``promlet.py``) gets an image in one of these forms:
 
 - a registry name, which it pulls as ``singularity pull docker://<name>`` or
   ``udocker pull <name>``: so the ``docker://`` that Snakemake workflows write in
@@ -23,12 +24,13 @@ from __future__ import annotations
 
 import posixpath
 import re
+from importlib.metadata import version
 from typing import Any
 from urllib.parse import urlsplit
 
-from snakemake_executor_plugin_prominence.resources import JobSpecError
+from snakemake_executor_plugin_prominence.job.resources import JobSpecError
 
-__all__ = ["ImageRefused", "for_job", "pullable"]
+__all__ = ["ImageRefused", "default_snakemake_image", "for_job", "pullable"]
 
 DOCKER_SCHEME = "docker://"
 #: Any ``scheme://`` prefix (RFC 3986 scheme characters).
@@ -150,3 +152,9 @@ def _check_runtime_runs_path(path: str, runtime: str) -> None:
             "is a path on attached storage, from which the udocker runtime loads only a "
             f"`docker save` .tar: give the .tar, or {_SINGULARITY_ADVICE}"
         )
+
+
+def default_snakemake_image() -> str:
+    """The image of Snakemake's own ``--container-image`` default for the Snakemake installed
+    here: the last resort for jobs (and a detached run's head) that name no image."""
+    return f"snakemake/snakemake:v{version('snakemake')}"

@@ -6,7 +6,7 @@ its own) and keeps only the numbers and a few short strings (interned: a run has
 sites and CPU models), so the run holds a few hundred bytes per job, not the details.
 
 The Snakemake identity (rule or group, wildcards, job id, attempt) comes from the job's labels,
-which ``runinfo.job_labels`` sets at submission: the rebuild command, which has nothing but
+which ``job.labels.job_labels`` sets at submission: the rebuild command, which has nothing but
 PROMINENCE, finds exactly the same identity, so both write the same rows.
 
 A figure PROMINENCE did not report is ``None`` with a short reason in ``na_reasons``, never 0;
@@ -27,8 +27,16 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from snakemake_executor_plugin_prominence import report_memory, runinfo
-from snakemake_executor_plugin_prominence.tracking import exit_codes, verdict
+from snakemake_executor_plugin_prominence.job.labels import (
+    ATTEMPT_LABEL,
+    GROUP_LABEL,
+    JOB_ID_LABEL,
+    RULE_LABEL,
+    WILDCARDS_LABEL,
+    decode_wildcards,
+)
+from snakemake_executor_plugin_prominence.job.verdict import exit_codes, verdict
+from snakemake_executor_plugin_prominence.report import memory
 
 #: the columns of jobs.tsv, in order (jobs.jsonl has the same keys plus ``na_reasons``)
 JOB_COLUMNS = (
@@ -80,7 +88,7 @@ class JobRecord(NamedTuple):
     ``worker_reported`` says the worker's results were read (``execution.tasks``), so a stage
     or pull time it leaves out is 0. ``peak_memory_source`` is the server's key the peak comes
     from, ``image_pulled`` whether the job pulled its image in that run (None: not reported).
-    The run keeps it as a plain tuple (see ``report.RunReport``), which the garbage collector
+    The run keeps it as a plain tuple (see ``writer.RunReport``), which the garbage collector
     stops tracking: ten thousand of them cost the run's collections nothing.
     """
 
@@ -181,12 +189,12 @@ def identity(labels: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """``(rule, encoded wildcards)`` from the job's labels: the rule, or ``group:<groupid>``
     for a group job; the wildcards label as it is (decoded by :func:`wildcards_of` only when
     the report is written)."""
-    rule = labels.get("snakemakerule")
+    rule = labels.get(RULE_LABEL)
     if not isinstance(rule, str) or not rule:
         return None, None
-    if labels.get(runinfo.GROUP_LABEL):
+    if labels.get(GROUP_LABEL):
         return sys.intern(f"group:{rule}"), None
-    encoded = labels.get(runinfo.WILDCARDS_LABEL)
+    encoded = labels.get(WILDCARDS_LABEL)
     return sys.intern(rule), None if encoded is None else str(encoded)
 
 
@@ -196,7 +204,7 @@ def wildcards_of(rec: JobRecord) -> tuple[str | None, str | None]:
         return None, NO_RULE_LABEL
     if rec.wildcards_label is None:
         return "", None
-    wildcards = runinfo.decode_wildcards(rec.wildcards_label)
+    wildcards = decode_wildcards(rec.wildcards_label)
     return (wildcards, None) if wildcards is not None else (None, WILDCARDS_TOO_LONG)
 
 
@@ -213,14 +221,14 @@ def record_of(detail: Mapping[str, Any], success: bool | None = None) -> JobReco
     worker_reported = bool(tasks)
     ran = [task for task in tasks if _number(task.get("wallTimeUsage")) is not None]
     codes = [code for code in exit_codes(detail) if code is not None]
-    peak_kib, peak_source = report_memory.peak_kib(ran, execution)
+    peak_kib, peak_source = memory.peak_kib(ran, execution)
     cpu = execution.get("cpu") or {}
     return JobRecord(
         prominence_id=int(detail["id"]),
         rule=rule,
         wildcards_label=wildcards_label,
-        snakemake_jobid=_integer(labels.get("snakemakejob")),
-        attempt=_integer(labels.get("snakemakeattempt")),
+        snakemake_jobid=_integer(labels.get(JOB_ID_LABEL)),
+        attempt=_integer(labels.get(ATTEMPT_LABEL)),
         status=sys.intern(str(detail.get("status", "unknown"))),
         ok=verdict(detail).success if success is None else success,
         exit_code=next((code for code in codes if code != 0), codes[0] if codes else None),
@@ -243,7 +251,7 @@ def record_of(detail: Mapping[str, Any], success: bool | None = None) -> JobReco
         cpu_time_s=_sum(ran, "cpuTimeUsage"),
         peak_memory_kib=peak_kib,
         peak_memory_source=peak_source,
-        image_pulled=report_memory.image_pulled(tasks),
+        image_pulled=memory.image_pulled(tasks),
         tasks_run=len(ran),
         worker_reported=worker_reported,
         prominence_retries=_integer(execution.get("retries")) or 0,

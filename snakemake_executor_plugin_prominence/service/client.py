@@ -22,7 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from snakemake_executor_plugin_prominence.auth import TokenError, TokenProvider
+from snakemake_executor_plugin_prominence.service.auth import TokenError, TokenProvider
 
 RETRY_STATUSES = (429, 502, 503, 504)
 NO_SUCH_JOBS = "No such job(s)"
