@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
+
+# Tests stop Snakemake runs with SIGINT, as a user's Ctrl-C does. A test session started with
+# SIGINT ignored (a shell's background job: `pytest ... &`) would pass that on to every process
+# it starts, and those runs would never hear it; hear it here, so children start with the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

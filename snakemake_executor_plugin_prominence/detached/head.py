@@ -104,6 +104,14 @@ def copy_run_files(
     say(f"copied {len(stored)} of {len(files)} log/report file(s) to {folder}")
 
 
+def _hear_sigint() -> None:
+    """In the child, before Snakemake starts: SIGINT at its default, so that Snakemake installs
+    its own handler. A process started with SIGINT ignored (by a shell that ran it in the
+    background, say) passes that on to its children, and the head's way to cancel the run is to
+    send its Snakemake a SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run(args: list[str]) -> int:
     workdir = Path.cwd()
     run_id = os.environ.get(RUN_ID_ENV, "")
@@ -113,7 +121,11 @@ def run(args: list[str]) -> int:
     head_log.parent.mkdir(parents=True, exist_ok=True)
     snapshot: list[threading.Thread] = []
     with head_log.open("wb") as log_file:
-        child = subprocess.Popen([sys.executable, "-m", "snakemake", *args], stderr=subprocess.PIPE)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", *args],
+            stderr=subprocess.PIPE,
+            preexec_fn=_hear_sigint,
+        )
 
         def cancel(signum: int, frame: FrameType | None) -> None:
             child.send_signal(signal.SIGINT)
