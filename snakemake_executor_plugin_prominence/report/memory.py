@@ -31,10 +31,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-if TYPE_CHECKING:
-    from snakemake_executor_plugin_prominence.report.rows import JobRecord
+
+class JobRecord(Protocol):
+    """What this module reads of a job's record (``rows.JobRecord`` has it): stated here, so
+    that the per-job rows, which use this module's readings, are not imported back."""
+
+    ok: bool
+    status: str
+    reason: str
+    tasks_run: int
+    peak_memory_kib: float | None
+    image_pulled: bool | None
+    requested_memory_gib: float | None
 
 #: where a job's peak memory comes from (the server's key, as written in the report)
 TASK_PEAK = "maxResidentSetSizeKB"
