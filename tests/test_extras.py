@@ -38,7 +38,7 @@ def test_the_emulator_class_names_the_extra_when_flask_is_missing(without_flask)
     message = str(raised.value)
     assert "`emulator` extra" in message
     assert "pip install 'snakemake-executor-plugin-prominence[emulator]'" in message
-    assert raised.value.name in {"flask", "werkzeug"}
+    assert raised.value.name.partition(".")[0] in {"flask", "werkzeug"}
     # still a ModuleNotFoundError for callers that catch that
     assert isinstance(raised.value, ModuleNotFoundError)
 
