@@ -14,8 +14,8 @@ import threading
 from collections.abc import Sequence
 
 from .config import DEFAULT_BARE_IMAGES
+from .extra import EmulatorExtraMissing, emulator_class
 from .oidc import parse_clients
-from .server import Emulator
 
 log = logging.getLogger("prominence-emulator")
 
@@ -249,7 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
     )
     try:
-        emulator = Emulator(
+        emulator_type = emulator_class()
+    except EmulatorExtraMissing as exc:  # a plain install of the plugin: say which extra
+        log.error("%s", exc)
+        return 2
+    try:
+        emulator = emulator_type(
             host=args.host,
             port=args.port,
             prefix=args.prefix,
