@@ -46,6 +46,7 @@ class JobRecord(Protocol):
     image_pulled: bool | None
     requested_memory_gib: float | None
 
+
 #: where a job's peak memory comes from (the server's key, as written in the report)
 TASK_PEAK = "maxResidentSetSizeKB"
 JOB_PEAK = "maxMemoryUsageKB"
