@@ -34,9 +34,10 @@ wanted="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 installed_for() { [ "$(cat "$VENV/.prominence-install-stamp-$1" 2>/dev/null)" = "$wanted" ]; }
 if ! installed_for "$PROFILE" && ! { [ "$PROFILE" = try ] && installed_for test; }; then
     echo "Installing snakemake-executor-plugin-prominence ($PROFILE) ..." >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}"
-    echo "$wanted" > "$VENV/.prominence-install-stamp-$PROFILE"
+    # the stamp only after a complete install, also when sourced without `set -e`
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip &&
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}" &&
+        echo "$wanted" > "$VENV/.prominence-install-stamp-$PROFILE" || return 1
 fi
 
 # apt-get install, as root or through sudo; says what to do when neither is possible.

@@ -280,9 +280,14 @@ class Log:
 
 
 def test_files_and_the_log_without_the_html_extra(tmp_path, monkeypatch):
-    # As without matplotlib: the import fails, also when another test imported the module.
-    monkeypatch.setitem(sys.modules, "snakemake_executor_plugin_prominence.report.html", None)
-    monkeypatch.delattr(snakemake_executor_plugin_prominence.report, "html", raising=False)
+    # Without matplotlib (the report extra): the page's modules import afresh and fail, also
+    # when another test imported them.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    for name in ("html", "plots", "tables"):
+        monkeypatch.delitem(
+            sys.modules, f"snakemake_executor_plugin_prominence.report.{name}", False
+        )
+        monkeypatch.delattr(snakemake_executor_plugin_prominence.report, name, raising=False)
     collected = report_writer.RunReport("run7", tmp_path, 0.5)
     odd = detail(2, "map", rss_kb=None)
     odd["statusReason"] = "tab\there"
@@ -305,6 +310,21 @@ def test_files_and_the_log_without_the_html_extra(tmp_path, monkeypatch):
     assert any(t.startswith("PROMINENCE run report: 2 job(s), 2 ok, 0 failed") for t in texts)
     memory = [t for level, t in log.lines if level == "info" and "asked for 16 GiB" in t]
     assert memory and "peaked at 512 MiB (3%)" in memory[0]
+
+
+def test_a_broken_page_module_is_not_taken_for_the_missing_extra(tmp_path, monkeypatch):
+    # Only a missing matplotlib means "install the report extra"; any other failed import is
+    # a bug that must show as one (a warning with the error; the run goes on), not as a hint.
+    monkeypatch.setitem(sys.modules, "snakemake_executor_plugin_prominence.report.html", None)
+    monkeypatch.delattr(snakemake_executor_plugin_prominence.report, "html", raising=False)
+    collected = report_writer.RunReport("run8", tmp_path, 0.5)
+    collected.add(copy.deepcopy(detail(1, "map")))
+    log = Log()
+    collected.finish(None, log)
+    texts = [text for _level, text in log.lines]
+    assert not any(report_writer.HTML_HINT in text for text in texts)
+    (warning,) = [text for level, text in log.lines if level == "warning"]
+    assert "could not write" in warning and "ModuleNotFoundError" in warning
 
 
 def test_a_failing_html_writer_leaves_the_tables(tmp_path, monkeypatch):

@@ -213,7 +213,9 @@ def _write_html(
 ) -> bool:
     try:
         from snakemake_executor_plugin_prominence.report import html
-    except ImportError:
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] != "matplotlib":
+            raise  # a bug of ours, not the missing extra
         logger.info(f"Run report: no report.html. {HTML_HINT}")
         return False
     try:
