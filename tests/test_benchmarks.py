@@ -48,11 +48,13 @@ def test_quick_events_benchmark_measures_every_variant(tmp_path):
     assert list(rows) == ["off", "lines", "file", "verbose"]
     assert all(row["jobs"] == 200 and row["cpu_ms_per_job"] > 0 for row in rows.values())
     # Counts, not times: the state picture makes no request of its own, and with events on
-    # every job has its submitted, running and succeeded record.
+    # every job has its submitted and succeeded record, and a running one when a status check
+    # saw it run (on a busy machine a short job may go from submitted to done between two).
     for row in rows.values():
         assert row["requests"] <= 200 + 2 * row["status_cycles"], row
     assert rows["off"]["event_records"] == rows["lines"]["event_records"] == 0
-    assert rows["file"]["event_records"] == rows["verbose"]["event_records"] == 600
+    for variant in ("file", "verbose"):
+        assert 2 * 200 <= rows[variant]["event_records"] <= 3 * 200, rows[variant]
     assert "State picture and job events at 200 instant jobs" in completed.stdout
 
 

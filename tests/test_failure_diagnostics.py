@@ -27,13 +27,14 @@ WORKFLOW = Path(__file__).resolve().parent / "workflows" / "failures"
 def failing_emulator(tmp_path_factory):
     from snakemake_executor_plugin_prominence.emulator import Emulator
 
-    # time_scale 0.25: a 1-minute walltime fires after 15 s, time enough for the remote
-    # Snakemake to start and the rule to print something even on a busy machine.
+    # time_scale 0.6: a 1-minute walltime fires after 36 s, time enough for the remote
+    # Snakemake to start and the rule to print something even on a busy machine (15 s was not,
+    # once, with the suite's four workers beside two other test runs).
     with Emulator(
         port=0,
         cpus=8,
         memory=16,
-        time_scale=0.25,
+        time_scale=0.6,
         missing_images=["example/does-not-exist*"],
         state_dir=tmp_path_factory.mktemp("failing"),
     ) as emu:

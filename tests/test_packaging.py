@@ -94,11 +94,20 @@ def test_the_classifiers_name_the_python_versions_ci_tests():
     assert SpecifierSet(PROJECT["requires-python"]) == SpecifierSet(f">={min(tested, key=Version)}")
 
 
-def test_the_test_extra_has_the_build_tools():
-    names = {Requirement(r).name: Requirement(r) for r in PROJECT["optional-dependencies"]["test"]}
-    assert "build" in names
-    assert Version("7.0") in names["twine"].specifier  # twine 7 reads Metadata-Version 2.5
-    assert Version("6.2") not in names["twine"].specifier
+def test_the_release_tools_are_the_publish_jobs_and_stay_out_of_the_test_extra():
+    # The wheel test builds and checks with what the publish job installs, in a venv of its
+    # own: twine 7 (which reads Metadata-Version 2.5) needs a packaging newer than Snakemake
+    # accepts, so in the test extra it would quietly hold Snakemake back at an older release.
+    from tests.test_wheel_install import RELEASE_TOOLS
+
+    tools = {Requirement(r).name: Requirement(r) for r in RELEASE_TOOLS}
+    assert set(tools) == {"build", "twine"}
+    assert Version("7.0") in tools["twine"].specifier
+    assert Version("6.2") not in tools["twine"].specifier
+    publish = (WORKFLOWS / "release-please.yml").read_text()
+    assert " ".join(f'"{r}"' for r in RELEASE_TOOLS) in publish
+    extra = {Requirement(r).name for r in PROJECT["optional-dependencies"]["test"]}
+    assert not extra & set(tools)
 
 
 # --- the GitHub workflows ---------------------------------------------------------------------

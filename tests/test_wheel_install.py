@@ -37,6 +37,8 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 PACKAGE = "snakemake_executor_plugin_prominence"
 SCHEMA = f"{PACKAGE}/run/job_event.schema.json"
 SETTING_NAMES = [field.name for field in dataclasses.fields(ExecutorSettings)]
+#: what the publish job builds and checks with (.github/workflows/release-please.yml)
+RELEASE_TOOLS = ("build>=1.2", "twine>=7")
 
 #: What the plugin catalog runs in an environment holding the plugin (its collect_plugins.py):
 #: the registry's settings info as JSON, a type by its name. Anything else that is not plain
@@ -91,6 +93,8 @@ class Built:
     venv: Path
     scratch: Path
     seconds: dict[str, float]
+    #: a venv with the release tools (build, twine), as the publish job has them
+    tools: Path
 
     def bin(self, name: str) -> str:
         return str(self.venv / "bin" / name)
@@ -139,9 +143,23 @@ def built(tmp_path_factory) -> Built:
     base = tmp_path_factory.mktemp("release")
     source = fresh_clone(base / "source")
     dist, venv, scratch = base / "dist", base / "venv", base / "scratch"
+    tools = base / "tools"
     scratch.mkdir()
     seconds: dict[str, float] = {}
-    timed(seconds, "build", [sys.executable, "-m", "build", "--outdir", str(dist), "."], source)
+    timed(seconds, "tools", [sys.executable, "-m", "venv", str(tools)], base)
+    timed(
+        seconds,
+        "tools install",
+        [str(tools / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
+         "--no-input", "--quiet", *RELEASE_TOOLS],
+        base,
+    )  # fmt: skip
+    timed(
+        seconds,
+        "build",
+        [str(tools / "bin" / "python"), "-m", "build", "--outdir", str(dist), "."],
+        source,
+    )
     (wheel,) = dist.glob("*.whl")
     (sdist,) = dist.glob("*.tar.gz")
     timed(seconds, "venv", [sys.executable, "-m", "venv", str(venv)], base)
@@ -153,7 +171,7 @@ def built(tmp_path_factory) -> Built:
         base,
     )  # fmt: skip
     print(f"\nbuild and install: {seconds}")
-    return Built(wheel, sdist, venv, scratch, seconds)
+    return Built(wheel, sdist, venv, scratch, seconds, tools)
 
 
 def wheel_metadata(wheel: Path) -> email.message.Message:
@@ -167,7 +185,15 @@ def wheel_metadata(wheel: Path) -> email.message.Message:
 
 def test_twine_accepts_the_sdist_and_the_wheel(built):
     result = subprocess.run(
-        [sys.executable, "-m", "twine", "check", "--strict", str(built.wheel), str(built.sdist)],
+        [
+            str(built.tools / "bin" / "python"),
+            "-m",
+            "twine",
+            "check",
+            "--strict",
+            str(built.wheel),
+            str(built.sdist),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
