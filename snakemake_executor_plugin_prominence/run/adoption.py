@@ -343,14 +343,14 @@ class Adoption:
         """After a batch of jobs: how many were adopted in it (the first batch is the start)."""
         with self._lock:
             batch, self._batch = self._batch, []
-            total, candidates = len(self._adopted), len(self._candidates)
+            total = len(self._adopted)
         if not batch:
             return
         done = sum(1 for candidate in batch if candidate.done)
         self._logger.info(
             f"PROMINENCE: adopted {len(batch)} job(s) of earlier runs in this batch "
             f"({len(batch) - done} queued or running, {done} completed and taken as done); "
-            f"{total} of {candidates} candidate(s) adopted so far."
+            f"{total} adopted by this run so far."
         )
 
     def adopted(self) -> dict[int, str]:
