@@ -172,6 +172,16 @@ def test_a_job_without_a_fingerprint_is_never_adopted(emu, client):
     assert "it carries no work fingerprint" in log.text("warning")
 
 
+def test_a_job_this_run_cannot_fingerprint_adopts_nothing_and_names_its_rivals(emu, client):
+    job = FakeJob("plot", {"n": "2"})
+    old = post(client, "old", job, "w")
+    log = Log()
+    adopt = adoption_for(client, log)
+    assert adopt.claim(job, None, records({"plot": [str(old)]})) is None
+    assert f"job {old} of run old (rule plot, n=2;" in log.text("warning")
+    assert "could not fingerprint its own job" in log.text("warning")
+
+
 def test_a_recorded_job_that_completed_meanwhile_is_taken_as_done(emu, client):
     merge = FakeJob("merge")
     ok = post(client, "old", merge, "w-merge", cmd="true")

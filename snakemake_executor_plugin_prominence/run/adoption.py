@@ -50,6 +50,7 @@ from snakemake_executor_plugin_prominence.service.client import ProminenceClient
 WORK_DIFFERS = "its work differs: the rule's code, inputs, params, image or resources changed"
 NO_FINGERPRINT = "it carries no work fingerprint (an older version of the plugin submitted it)"
 SAME_WORK_ADOPTED = "it does the same work as job {adopted}, which this run adopted"
+NOT_FINGERPRINTED = "this run could not fingerprint its own job, so it cannot tell the work apart"
 
 
 @dataclass
@@ -303,6 +304,8 @@ class Adoption:
         for rival in rivals:
             if rival.work is None:
                 why = NO_FINGERPRINT
+            elif work is None:
+                why = NOT_FINGERPRINTED
             elif adopted is not None and rival.work == work:
                 why = SAME_WORK_ADOPTED.format(adopted=adopted.prominence_id)
             else:
