@@ -182,6 +182,32 @@ def test_a_job_this_run_cannot_fingerprint_adopts_nothing_and_names_its_rivals(e
     assert "could not fingerprint its own job" in log.text("warning")
 
 
+def test_a_group_job_is_known_by_its_group_job_id_not_its_group_name(emu, client):
+    """A pipe group's id (in its name and rule label) is new in every run; the group job id is
+    derived from the rule and wildcards of its last job, the same in every run."""
+    uuid = "5b0e0c6a-1111-5222-9333-444455556666"
+    labels = {
+        L.RUN_LABEL: "old",
+        L.WORKDIR_LABEL: runinfo.workdir_key(WORKDIR),
+        L.GROUP_LABEL: "1",
+        L.JOB_ID_LABEL: uuid,
+    }
+    same = client.create_job(
+        job_body("sleep 600", labels={**labels, L.RULE_LABEL: "a1b2_produce", L.WORK_LABEL: "g"})
+    )
+    stale = client.create_job(
+        job_body("sleep 600", labels={**labels, L.RULE_LABEL: "c3d4_produce", L.WORK_LABEL: "h"})
+    )
+    group = types.SimpleNamespace(jobid=uuid, name="e5f6_produce", is_group=lambda: True)
+    log = Log()
+    adopt = adoption_for(client, log)
+    found = adopt.claim(group, "g", NO_RECORDS)
+    assert found is not None and found.prominence_id == same
+    assert f"adopted job {same} of run old (group a1b2_produce, group job {uuid};" in log.text()
+    assert f"job {stale} of run old (group c3d4_produce" in log.text("warning")
+    assert "its work differs" in log.text("warning")
+
+
 def test_a_recorded_job_that_completed_meanwhile_is_taken_as_done(emu, client):
     merge = FakeJob("merge")
     ok = post(client, "old", merge, "w-merge", cmd="true")
