@@ -2,7 +2,8 @@
 # The oldest end of the supported Snakemake range: a separate virtual environment
 # (.venv-oldest) with the lowest Snakemake that pyproject.toml accepts, and the tests that
 # exercise Snakemake itself end to end (the example workflow, Snakemake's conformance harness
-# with fs and with S3, the lean-jobs run with no package index, the resource mapping).
+# with fs and with S3, the lean-jobs run with no package index, the resource mapping, and
+# adoption, which reads Snakemake's job objects and its records of a killed run).
 # scripts/test.sh runs the whole suite with the newest Snakemake; CI (.ci/run) runs both.
 # Extra arguments go to pytest.
 set -euo pipefail
@@ -42,4 +43,5 @@ echo "Focused tests with Snakemake $installed (the oldest supported) ..." >&2
 PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest -p no:cacheprovider \
     -n "${PROMINENCE_TEST_WORKERS:-4}" --dist loadfile \
     tests/test_example_workflow.py tests/test_conformance.py tests/test_s3_storage.py \
-    tests/test_lean_jobs.py tests/test_bad_resources.py "$@"
+    tests/test_lean_jobs.py tests/test_bad_resources.py \
+    tests/test_fingerprint.py tests/test_adoption_run.py "$@"

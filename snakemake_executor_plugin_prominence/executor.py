@@ -21,10 +21,12 @@ from snakemake_executor_plugin_prominence.job import logs
 from snakemake_executor_plugin_prominence.job.deployment import prepare as prepare_deployment
 from snakemake_executor_plugin_prominence.job.description import JobSpecError, build
 from snakemake_executor_plugin_prominence.job.diagnostics import explain
-from snakemake_executor_plugin_prominence.job.labels import job_labels
+from snakemake_executor_plugin_prominence.job.fingerprint import fingerprint
+from snakemake_executor_plugin_prominence.job.labels import WORK_LABEL, job_labels
 from snakemake_executor_plugin_prominence.job.verdict import verdict
 from snakemake_executor_plugin_prominence.report.writer import RunReport
 from snakemake_executor_plugin_prominence.run import (
+    adoption,
     overdue,
     pause,
     runinfo,
@@ -84,9 +86,9 @@ class Executor(RemoteExecutor):
             f"PROMINENCE: run {self._run.run_id} at {self._client.base_url}. List its jobs with "
             f"`prominence list --all --constraint {self._run.run_constraint}`."
         )
-        try:
-            runinfo.handle_leftovers(
-                self._client, self._run, settings.cancel_leftovers, self.logger
+        try:  # the first request: adoption's candidates (or, with adoption off, leftovers)
+            self._adoption = adoption.Adoption.at_start(
+                self._client, self._run, settings, self.logger
             )
         except AuthenticationError as e:
             raise WorkflowError(f"{e}. Nothing was submitted. {auth.NEW_TOKEN_HINT}") from None
@@ -109,6 +111,7 @@ class Executor(RemoteExecutor):
 
     def _submit(self, jobs: list[JobExecutorInterface]) -> None:
         ready = []
+        self._adoption.read_ahead(jobs, self.workflow)
         for job in jobs:
             try:
                 description = build(
@@ -121,7 +124,15 @@ class Executor(RemoteExecutor):
             except JobSpecError as e:
                 self._fail(SubmittedJobInfo(job), f"{e}\nNothing was submitted. ")
                 continue
+            work = fingerprint(job, description)
+            if work is not None:
+                description["labels"][WORK_LABEL] = work
+            found = self._adoption.claim(job, work, self.workflow)
+            if found is not None:
+                self._adopt(job, description, found)
+                continue
             ready.append((job, description, False))
+        self._adoption.batch_done()
         if self._pause.hold_if_paused(ready):
             self.logger.debug(f"{len(ready)} job(s) held until PROMINENCE accepts the token.")
             return
@@ -156,6 +167,19 @@ class Executor(RemoteExecutor):
                 self.logger.debug(f"Job {job.jobid} is PROMINENCE job {prominence_id}.")
         if refusal is not None:
             self._enter_pause(refusal, refused)
+
+    def _adopt(
+        self, job: JobExecutorInterface, description: dict[str, Any], found: adoption.Candidate
+    ) -> None:
+        """Track an earlier run's job as if this run had just submitted it; one that has
+        completed with exit code 0 is judged at once (``run.adoption``)."""
+        tag = (job, description["tasks"][0]["image"], overdue.Request.of(description, job))
+        self._created(tag, found.prominence_id)
+        info = self._unfinished.get(found.prominence_id)
+        if found.done:
+            self._finish(info, found.prominence_id, found.detail)
+        else:
+            self.report_job_submission(info)
 
     def _created(self, tag: tuple[Any, str, overdue.Request], prominence_id: int) -> None:
         """Called on a submission thread the moment a job exists: register it at once, so a
@@ -382,6 +406,8 @@ class Executor(RemoteExecutor):
         if submitter is not None:
             submitter.stop()
         client = getattr(self, "_client", None)
+        if getattr(self, "_adoption", None) is not None:
+            self._adoption.finish()
         if getattr(self, "_run_report", None) is not None:
             self._run_report.finish(client, self.logger)
         if client is not None:

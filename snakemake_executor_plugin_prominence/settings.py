@@ -229,9 +229,22 @@ class ExecutorSettings(ExecutorSettingsBase):
     cancel_leftovers: bool = field(
         default=False,
         metadata={
-            "help": "At start, delete jobs still queued or running on PROMINENCE from an "
-            "earlier run of this workflow directory (e.g. one killed with SIGKILL). "
-            "Without it they are only reported.",
+            "help": "Delete the jobs still queued or running on PROMINENCE from an earlier "
+            "run of this workflow directory (e.g. one killed with SIGKILL) that this run does "
+            "not adopt: one for a job of this run whose work differs at once (it would "
+            "overwrite this run's outputs), the others at the end of the run (at start with "
+            "--prominence-no-adopt). Without it they are only reported.",
+        },
+    )
+    no_adopt: bool = field(
+        default=False,
+        metadata={
+            "help": "Do not adopt the jobs an earlier, killed run of this workflow directory "
+            "left queued or running. By default, a job Snakemake asks for whose work (rule, "
+            "wildcards, inputs, params, code, image, resources) an earlier run's job is "
+            "still doing, or has completed since, is tracked (or taken as done) instead of "
+            "submitted again. With this flag, such jobs are only reported at start (deleted "
+            "with --prominence-cancel-leftovers).",
         },
     )
     max_status_interval: int = field(

@@ -22,6 +22,7 @@ import requests
 from snakemake_executor_plugin_prominence.detached import head as head_process
 from snakemake_executor_plugin_prominence.detached import headjob, runstore, views
 from snakemake_executor_plugin_prominence.detached.cli import HEAD_FLAGS
+from snakemake_executor_plugin_prominence.run import runinfo
 from tests.emulator_helpers import wait_until
 from tests.processes import BIN, EXAMPLE_RESULTS, copy_example, files_under, plugin_args
 
@@ -183,6 +184,10 @@ def test_a_detached_run_outlives_its_submitter_fails_keeps_its_log_and_resumes(e
         "merge", *["per_sample_count_simulate"] * 3, "report"
     ]  # fmt: skip
     assert all(emu.owner(j["id"]) == "dana" for j in first)
+    # the head and its jobs carry the key of the directory submit ran in, not of the head's
+    # scratch directory: a re-submission finds (and adopts) what a dead head left
+    key = runinfo.workdir_key(os.path.realpath(workdir))
+    assert {j["labels"]["snakemakewd"] for j in [*first, emu.job(head_id)]} == {key}
 
     # re-submitted: what is already in storage is not recomputed; only the report runs, and
     # its shell command finds tools/banner.txt, which only git tracked
@@ -192,6 +197,7 @@ def test_a_detached_run_outlives_its_submitter_fails_keeps_its_log_and_resumes(e
     assert head["status"] == "completed" and head["execution"]["tasks"][0]["exitCode"] == 0, err
     second = children(emu, run2, head2)
     assert [j["labels"]["snakemakerule"] for j in second] == ["report"], err[-3000:]
+    assert second[0]["labels"]["snakemakewd"] == key
     assert files_under(storage / "results") == files_under(local / "results")
     assert sorted(files_under(storage / "results")) == EXAMPLE_RESULTS
 

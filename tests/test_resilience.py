@@ -109,22 +109,30 @@ def test_leftovers_of_a_killed_run_are_reported_then_cancelled(tmp_path, own_emu
 
     assert run_snakemake(["--unlock"], cwd=workdir).returncode == 0
     env = plugin_env(emu.url, jwt_for("resilience"))
-    again = run_snakemake(snakemake_args(storage, 2, 1, "--rerun-incomplete"), workdir, env)
+    # Adoption off: they are only reported at start (the jobs now sleep 1 s, not 300: other
+    # work, which adoption would not take either; see test_adoption_run.py for adoption).
+    again = run_snakemake(
+        snakemake_args(storage, 2, 1, "--rerun-incomplete", "--prominence-no-adopt"), workdir, env
+    )
     assert again.returncode == 0, again.stderr[-4000:]
     ids_text = ", ".join(map(str, leftover_ids))
     assert (
         "2 PROMINENCE job(s) from an earlier run of this workflow directory are still queued "
         f"or running: {ids_text}." in again.stderr
     )
+    assert "adopted" not in again.stderr
     assert [emu.job(i)["status"] for i in leftover_ids] == ["running", "running"]
 
+    # Adoption on: they are candidates for the same Snakemake jobs, but their work differs
+    # (another sleep): not adopted, and deleted at once under --prominence-cancel-leftovers.
     cancelled = run_snakemake(
         snakemake_args(storage, 2, 1, "--forceall", "--prominence-cancel-leftovers"), workdir, env
     )
     assert cancelled.returncode == 0, cancelled.stderr[-4000:]
-    assert "Deleted 2 PROMINENCE job(s) left running by an earlier run" in cancelled.stderr
     for job_id in leftover_ids:
+        assert f"PROMINENCE: deleted job {job_id} of run" in cancelled.stderr
         assert emu.wait(job_id, statuses={"deleted"}, timeout=30)["status"] == "deleted"
+    assert cancelled.stderr.count("not adopted, its work differs") == 2
 
 
 def test_a_long_outage_stops_the_run_and_says_how_to_find_the_jobs(tmp_path, own_emulator):

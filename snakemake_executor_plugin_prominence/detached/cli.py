@@ -106,10 +106,11 @@ def cmd_submit(args: argparse.Namespace, snakemake_args: list[str]) -> int:
     if len(sources) > headjob.MAX_INLINE_SOURCES_BYTES:
         env[headjob.SOURCES_URL_ENV] = _store_sources(store, folder, sources)
         stored_sha256 = headjob.sha256_of(sources)
-    labels = {
-        **runinfo.RunLabels(run_id, runinfo.workdir_key(str(workdir))).labels(),
-        headjob.WORKFLOW_LABEL: label_value(workdir.name),
-    }
+    # The head and every job of the run carry this directory's key (not the head's scratch
+    # directory's): a re-submission adopts what a dead head left, and no run of another
+    # directory touches them.
+    run_labels = runinfo.RunLabels(run_id, runinfo.workdir_key(str(workdir)))
+    labels = {**run_labels.labels(), headjob.WORKFLOW_LABEL: label_value(workdir.name)}
     description = headjob.head_description(
         run_id=run_id,
         command=headjob.head_command(
@@ -118,6 +119,7 @@ def cmd_submit(args: argparse.Namespace, snakemake_args: list[str]) -> int:
             _forwarded(args),
             install=args.storage_plugins != "image",
             stored_sources_sha256=stored_sha256,
+            workdir_key=run_labels.workdir_key,
         ),
         sources=None if stored_sha256 else sources,
         image=image,

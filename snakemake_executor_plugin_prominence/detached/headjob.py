@@ -32,11 +32,13 @@ from snakemake_executor_plugin_prominence.job.description import (
     shell_command,
     task_env,
 )
-from snakemake_executor_plugin_prominence.job.labels import RUN_LABEL
-from snakemake_executor_plugin_prominence.run.runinfo import RUN_ID_ENV
+from snakemake_executor_plugin_prominence.job.labels import HEAD_LABEL, RUN_LABEL
+from snakemake_executor_plugin_prominence.run.runinfo import RUN_ID_ENV, WORKDIR_KEY_ENV
 
-#: Label on head jobs only (``list`` finds detached runs by it).
-HEAD_LABEL = "snakemakehead"
+# HEAD_LABEL (imported above, used here as headjob.HEAD_LABEL): on head jobs only; ``list``
+# finds detached runs by it, and while a head is active no other run adopts or deletes the
+# jobs of its run.
+
 #: Label on head jobs: the name of the workflow directory it was submitted from.
 WORKFLOW_LABEL = "snakemakeworkflow"
 #: Label on every job of a detached run (``list`` counts their active jobs in one query).
@@ -146,13 +148,16 @@ def head_command(
     settings_args: Sequence[str],
     install: bool = True,
     stored_sources_sha256: str | None = None,
+    workdir_key: str | None = None,
 ) -> str:
     """The head's shell command: restore the sources, get the plugins, run Snakemake.
 
     ``stored_sources_sha256``: the sources are in storage (fetched from ``SOURCES_URL_ENV``),
-    not inline. ``exec`` makes the ``head`` wrapper the task's main process, so a deletion's
-    SIGTERM reaches it and Snakemake (told by SIGINT) deletes its jobs before the grace
-    period ends.
+    not inline. ``workdir_key``: the key of the directory ``submit`` ran in, which every job
+    of the run carries (the head's own directory is a worker's scratch directory), so that a
+    re-submitted run finds, and adopts, the jobs its dead head left. ``exec`` makes the
+    ``head`` wrapper the task's main process, so a deletion's SIGTERM reaches it and Snakemake
+    (told by SIGINT) deletes its jobs before the grace period ends.
     """
     steps = [fetch_sources_command(stored_sources_sha256)] if stored_sources_sha256 else []
     steps += [f"tar xzf {SOURCES_NAME}", f"rm -f {SOURCES_NAME}"]
@@ -168,8 +173,9 @@ def head_command(
         *settings_args,
         *snakemake_args,
     ]
+    key = f"{WORKDIR_KEY_ENV}={shlex.quote(workdir_key)} " if workdir_key else ""
     steps.append(
-        f"export {RUN_ID_ENV}={shlex.quote(run_id)} PYTHONUNBUFFERED=1 "
+        f"export {RUN_ID_ENV}={shlex.quote(run_id)} {key}PYTHONUNBUFFERED=1 "
         f'PYTHONPATH="$PWD/{HEAD_SITE}${{PYTHONPATH:+:$PYTHONPATH}}" && exec '
         + shlex.join(snakemake)
     )

@@ -3,8 +3,9 @@
 Every job carries the run's label (``snakemakerun``) and the working directory's label
 (``snakemakewd``): the first lists a run's jobs, the second finds jobs a killed earlier run of
 the same workflow left behind. Each job also carries its own: rule (or group), Snakemake job
-id, attempt, a unique submission key, and for the run report (which a rebuild reads back from
-PROMINENCE alone) whether it is a group job and its wildcards.
+id, attempt, a unique submission key, the fingerprint of its work (``snakemakework``, which a
+restarted run compares before it adopts the job), and for the run report (which a rebuild
+reads back from PROMINENCE alone) whether it is a group job and its wildcards.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ JOB_ID_LABEL = "snakemakejob"
 ATTEMPT_LABEL = "snakemakeattempt"
 #: a key unique to one submission: a submission whose outcome is unclear is looked up by it
 SUBMISSION_LABEL = "snakemakekey"
+#: the fingerprint of the job's work (``job.fingerprint``): a restarted run adopts a killed
+#: run's job only when its fingerprint is the one the restarted run would submit
+WORK_LABEL = "snakemakework"
+#: set (to "1") on a detached run's head job: while it is active, its run is alive
+HEAD_LABEL = "snakemakehead"
 _LABEL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-/")
 _ESCAPE = re.compile(r"_([0-9A-F]{2})")
 

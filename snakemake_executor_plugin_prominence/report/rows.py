@@ -32,6 +32,7 @@ from snakemake_executor_plugin_prominence.job.labels import (
     GROUP_LABEL,
     JOB_ID_LABEL,
     RULE_LABEL,
+    RUN_LABEL,
     WILDCARDS_LABEL,
     decode_wildcards,
 )
@@ -45,6 +46,7 @@ JOB_COLUMNS = (
     "snakemake_jobid",
     "attempt",
     "prominence_id",
+    "adopted",
     "server_retries",
     "status",
     "exit_code",
@@ -123,6 +125,8 @@ class JobRecord(NamedTuple):
     tasks_run: int
     worker_reported: bool
     prominence_retries: int
+    #: an earlier run's job that this run adopted (``run.adoption``): it carries that run's label
+    adopted: bool = False
 
     @property
     def held_s(self) -> float | None:
@@ -208,10 +212,14 @@ def wildcards_of(rec: JobRecord) -> tuple[str | None, str | None]:
     return (wildcards, None) if wildcards is not None else (None, WILDCARDS_TOO_LONG)
 
 
-def record_of(detail: Mapping[str, Any], success: bool | None = None) -> JobRecord:
+def record_of(
+    detail: Mapping[str, Any], success: bool | None = None, run_id: str | None = None
+) -> JobRecord:
     """The compact record of a finished job's details (``GET /jobs?id=...&detail``);
-    ``success`` is the verdict on them when the caller has it already."""
+    ``success`` is the verdict on them when the caller has it already. ``run_id``: the run
+    whose report this is; a job carrying another run's label was adopted from that run."""
     labels = detail.get("labels") or {}
+    own_run = labels.get(RUN_LABEL)
     rule, wildcards_label = identity(labels)
     events = detail.get("events") or {}
     resources = detail.get("resources") or {}
@@ -255,6 +263,7 @@ def record_of(detail: Mapping[str, Any], success: bool | None = None) -> JobReco
         tasks_run=len(ran),
         worker_reported=worker_reported,
         prominence_retries=_integer(execution.get("retries")) or 0,
+        adopted=run_id is not None and own_run is not None and own_run != run_id,
     )
 
 
@@ -392,6 +401,7 @@ def row_of(rec: JobRecord) -> dict[str, Any]:
         "snakemake_jobid": rec.snakemake_jobid,
         "attempt": rec.attempt,
         "prominence_id": rec.prominence_id,
+        "adopted": rec.adopted,
         "server_retries": rec.prominence_retries,
         "status": rec.status,
         "exit_code": rec.exit_code,

@@ -235,6 +235,7 @@ def summary(
         "ok": sum(rec.ok for rec in records),
         "failed": sum(not rec.ok for rec in records),
         "memory_kills": sum(map(memory_killed, records)),
+        "adopted": sum(rec.adopted for rec in records),
         "core_hours_requested": rounded(requested),
         "core_hours_used": rounded(used),
         "core_hours_failed": rounded(sum(_requested_core_hours(r) for r in records if not r.ok)),

@@ -24,6 +24,8 @@ def summary_lines(summary: Mapping[str, Any], html: bool) -> list[str]:
     """The few lines the run ends with: jobs, core-hours, the most wasteful rules, the path."""
     kills = summary.get("memory_kills") or 0
     killed = f" ({kills} killed for using too much memory)" if kills else ""
+    adopted = summary.get("adopted") or 0
+    killed += f", {adopted} adopted from earlier runs" if adopted else ""
     lines = [
         f"PROMINENCE run report: {summary['jobs']} job(s), {summary['ok']} ok, "
         f"{summary['failed']} failed{killed}; core-hours used {summary['core_hours_used']:.3f} of "

@@ -208,10 +208,13 @@ def requested(job: dict) -> str:
 
 
 def job_cell(job: dict, column: str, form: Callable[[float], str]) -> str:
-    """One figure of a job, with what qualifies it: the peak's source, PROMINENCE's re-runs."""
+    """One figure of a job, with what qualifies it: the peak's source, PROMINENCE's re-runs,
+    an adopted job's mark."""
     cell = show(job.get(column), form, job_reason(job, column))
     if column == "peak_memory_mib":
         cell += peak_note(job)
+    if column == "prominence_id" and job.get("adopted") is True:
+        cell += '<span class="src">adopted from an earlier run</span>'
     if column == "attempt" and is_number(job.get("server_retries")):
         runs = job["server_retries"] + 1
         if runs > 1:

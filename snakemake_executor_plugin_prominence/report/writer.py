@@ -82,7 +82,7 @@ class RunReport:
         (None: judge them here)."""
         if self.root is None:
             return
-        record = record_of(detail, success)
+        record = record_of(detail, success, self.run_id)
         with self._lock:
             # a plain tuple of plain values: untracked by the garbage collector
             self._records[record.prominence_id] = tuple(record)

@@ -1,9 +1,13 @@
 """What identifies a run on PROMINENCE, and what a run sets up around its jobs.
 
 A run is its id and its working directory's key, carried by every job as labels (the label
-vocabulary is ``job.labels``'s): the run's label lists a run's jobs, the directory's
-finds jobs a killed earlier run of the same workflow left behind, which a run reports (or
-deletes) at start. Deleting a run's jobs goes in chunks of ids.
+vocabulary is ``job.labels``'s): the run's label lists a run's jobs, the directory's finds
+the jobs a killed earlier run of the same workflow left behind (``find_leftovers``), which a
+run adopts (``run.adoption``), or reports or deletes at start when adoption is off. A
+detached run's jobs carry the key of the directory it was submitted from, which ``submit``
+hands to the head (``WORKDIR_KEY_ENV``): the head runs in a scratch directory of some worker.
+Jobs of a run whose head job is still active belong to a live run: no other run touches them.
+Deleting a run's jobs goes in chunks of ids.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ import hashlib
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from snakemake_executor_plugin_prominence.job.description import label_value
-from snakemake_executor_plugin_prominence.job.labels import RUN_LABEL, WORKDIR_LABEL
+from snakemake_executor_plugin_prominence.job.labels import HEAD_LABEL, RUN_LABEL, WORKDIR_LABEL
 from snakemake_executor_plugin_prominence.job.verdict import ACTIVE_STATUSES
 from snakemake_executor_plugin_prominence.run.tracking import url_chunks
 from snakemake_executor_plugin_prominence.service.client import (
@@ -28,6 +33,9 @@ from snakemake_executor_plugin_prominence.service.client import (
 
 #: A detached run's head job sets this so that its Snakemake uses the run id `submit` printed.
 RUN_ID_ENV = "PROMINENCE_SNAKEMAKE_RUN_ID"
+#: ... and this, so that its jobs carry the key of the directory `submit` ran in (the head
+#: itself runs in a scratch directory that differs per worker and is shared between runs).
+WORKDIR_KEY_ENV = "PROMINENCE_SNAKEMAKE_WORKDIR_KEY"
 
 
 def run_constraint(run_id: str) -> str:
@@ -42,9 +50,12 @@ class RunLabels:
 
     @classmethod
     def new(cls, workdir: str) -> RunLabels:
+        """This run's labels: the run id and directory key a detached run's head was given
+        (``RUN_ID_ENV``, ``WORKDIR_KEY_ENV``), else a new id and the key of ``workdir``."""
         given = os.environ.get(RUN_ID_ENV, "").strip()
         run_id = label_value(given) if given else uuid.uuid4().hex
-        return cls(run_id, workdir_key(workdir))
+        key = os.environ.get(WORKDIR_KEY_ENV, "").strip()
+        return cls(run_id, label_value(key) if key else workdir_key(workdir))
 
     def labels(self) -> dict[str, str]:
         return {RUN_LABEL: self.run_id, WORKDIR_LABEL: self.workdir_key}
@@ -64,25 +75,72 @@ def workdir_key(workdir: str, host: str | None = None) -> str:
     return hashlib.sha256(where.encode("utf-8")).hexdigest()[:20]
 
 
-def handle_leftovers(
-    client: ProminenceClient, run: RunLabels, cancel: bool, logger: Any
-) -> list[int]:
-    """Report (or delete) jobs of an earlier run of this directory that are still active.
+@dataclass(frozen=True)
+class Leftovers:
+    """The active jobs of earlier runs of this directory, as one detailed listing gave them."""
 
-    Returns their ids. This is also the run's first request: a refused token raises
-    ``AuthenticationError``, a base URL without PROMINENCE behind it ``WrongURL``; any
-    other failure to look is only a warning.
-    """
+    #: jobs of runs that are over (detailed: labels included), by PROMINENCE id
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    #: live detached runs (their head job is active) -> how many active jobs they have here
+    live_runs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[int]:
+        return [job["id"] for job in self.jobs]
+
+
+def find_leftovers(client: ProminenceClient, run: RunLabels) -> Leftovers:
+    """One ``GET /jobs?constraint=snakemakewd=KEY&detail``: the active jobs of other runs of
+    this directory, minus those of live detached runs (whose head job is active)."""
+    listed = [
+        job
+        for job in client.find_jobs(run.workdir_constraint, detail=True)
+        if isinstance(job.get("id"), int) and job.get("status") in ACTIVE_STATUSES
+    ]
+    run_of = {job["id"]: (job.get("labels") or {}).get(RUN_LABEL) for job in listed}
+    heads = [job for job in listed if (job.get("labels") or {}).get(HEAD_LABEL)]
+    live = {run_of[job["id"]] for job in heads} - {None}
+    others = [job for job in listed if run_of[job["id"]] != run.run_id]
+    return Leftovers(
+        jobs=sorted((job for job in others if run_of[job["id"]] not in live), key=_job_id),
+        live_runs=dict(
+            Counter(str(run_of[job["id"]]) for job in others if run_of[job["id"]] in live)
+        ),
+    )
+
+
+def _job_id(job: dict[str, Any]) -> int:
+    return int(job["id"])
+
+
+def first_look(client: ProminenceClient, run: RunLabels, logger: Any) -> Leftovers:
+    """:func:`find_leftovers` as the run's first request: a refused token raises
+    ``AuthenticationError``, a base URL without PROMINENCE behind it ``WrongURL``; any other
+    failure to look is only a warning (and no leftovers)."""
     try:
-        ids = active_job_ids(client, run.workdir_constraint)
+        found = find_leftovers(client, run)
     except (AuthenticationError, WrongURL):
         raise  # nothing will work: say so before submitting
     except ProminenceError as e:
         logger.warning(f"Could not check PROMINENCE for jobs left by an earlier run: {e}")
-        return []
+        return Leftovers()
+    for live_run, count in sorted(found.live_runs.items()):
+        logger.info(
+            f"PROMINENCE: {count} active job(s) of detached run {live_run}, whose head job is "
+            "still active, share this workflow directory; this run leaves them alone."
+        )
+    return found
+
+
+def handle_leftovers(
+    client: ProminenceClient, run: RunLabels, cancel: bool, logger: Any
+) -> list[int]:
+    """Without adoption: report (or delete) the jobs of earlier runs of this directory that
+    are still active (see :func:`first_look` for what it raises). Returns their ids."""
+    ids = first_look(client, run, logger).ids
     if not ids:
         return []
-    shown = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+    shown = show_ids(ids)
     if not cancel:
         logger.warning(
             f"{len(ids)} PROMINENCE job(s) from an earlier run of this workflow directory are "
@@ -99,6 +157,11 @@ def handle_leftovers(
     return ids
 
 
+def show_ids(ids: list[int], limit: int = 20) -> str:
+    """``1, 2, 3`` (the first ``limit`` ids, then `` ...``)."""
+    return ", ".join(map(str, ids[:limit])) + (" ..." if len(ids) > limit else "")
+
+
 def active_job_ids(client: ProminenceClient, constraint: str) -> list[int]:
     """Ids of the caller's jobs with this label that are still queued or running."""
     return sorted(
@@ -106,6 +169,16 @@ def active_job_ids(client: ProminenceClient, constraint: str) -> list[int]:
         for job in client.find_jobs(constraint)
         if isinstance(job.get("id"), int) and job.get("status") in ACTIVE_STATUSES
     )
+
+
+def still_active(client: ProminenceClient, ids: list[int]) -> list[int]:
+    """Those of ``ids`` still queued or running (one ``GET /jobs?id=...`` per chunk)."""
+    active: set[int] = set()
+    for chunk in url_chunks(ids):
+        active.update(
+            job["id"] for job in client.list_jobs(chunk) if job.get("status") in ACTIVE_STATUSES
+        )
+    return [job_id for job_id in ids if job_id in active]
 
 
 def delete_in_chunks(client: ProminenceClient, ids: list[int], logger: Any, constraint: str) -> int:
