@@ -20,7 +20,6 @@ from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_executor_plugin_prominence.job import logs
 from snakemake_executor_plugin_prominence.job.deployment import prepare as prepare_deployment
 from snakemake_executor_plugin_prominence.job.description import JobSpecError, build
-from snakemake_executor_plugin_prominence.job.diagnostics import explain
 from snakemake_executor_plugin_prominence.job.fingerprint import fingerprint
 from snakemake_executor_plugin_prominence.job.labels import WORK_LABEL, job_labels
 from snakemake_executor_plugin_prominence.job.verdict import verdict
@@ -306,33 +305,27 @@ class Executor(RemoteExecutor):
         if outcome.success and not self._settings.keep_logs:
             self.report_job_success(info)
             return
-        streams = {
-            name: logs.fetch_stream(self._client, prominence_id, name)
-            for name in ("stdout", "stderr")
-        }
-        try:
-            path: str | None = str(
-                logs.save_job_log(
-                    logs.log_path(info.job, prominence_id),
-                    logs.job_log_header(prominence_id, detail, outcome.message),
-                    streams,
-                    self._secret_values(),
-                )
-            )
-        except OSError as e:  # the job must still be reported, or Snakemake waits forever
-            self.logger.warning(f"Could not save the log of PROMINENCE job {prominence_id}: {e}")
-            path = None
+        kept = logs.keep(
+            self._client,
+            prominence_id,
+            info.job,
+            detail,
+            outcome.message,
+            self._secret_values(),
+            image=None if outcome.success else info.aux["image"],
+        )
+        if kept.problem:
+            self.logger.warning(kept.problem)
         if outcome.success:
             self.report_job_success(info)
             return
-        findings = explain(streams["stderr"] + "\n" + streams["stdout"], info.aux["image"])
         message = f"PROMINENCE job {prominence_id} {outcome.message}"
-        if findings:
-            message += ": " + "; ".join(findings)
-        if path is None:
+        if kept.findings:
+            message += ": " + "; ".join(kept.findings)
+        if kept.path is None:
             self._fail(info, f"{message}.\n")
         else:
-            self._fail(info, f"{message}.\nLog: {path}\n", aux_logs=[path])
+            self._fail(info, f"{message}.\nLog: {kept.path}\n", aux_logs=[str(kept.path)])
 
     def _secret_values(self) -> list[str]:
         """What must never be written: every token used in this run, the renewal secrets, and

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 
+from snakemake_executor_plugin_prominence.job.diagnostics import explain
 from snakemake_executor_plugin_prominence.service.client import ProminenceClient, ProminenceError
 
 LOG_ROOT = Path(".snakemake") / "prominence_logs"
@@ -77,3 +79,42 @@ def save_job_log(
 def job_log_header(prominence_id: int, description: dict[str, Any] | None, outcome: str) -> str:
     name = (description or {}).get("name", "")
     return f"# PROMINENCE job {prominence_id} ({name}): {outcome}"
+
+
+@dataclass(frozen=True)
+class KeptLog:
+    """A finished job's log on disk, and what its output says went wrong."""
+
+    #: where it was saved; None when it could not be (``problem`` says why)
+    path: Path | None
+    problem: str | None
+    #: known failures its stderr/stdout show (``diagnostics.explain``), for a failed job
+    findings: list[str]
+
+
+def keep(
+    client: ProminenceClient,
+    prominence_id: int,
+    job: JobExecutorInterface,
+    detail: dict[str, Any],
+    outcome: str,
+    secrets: Iterable[str],
+    image: str | None = None,
+) -> KeptLog:
+    """Fetch the job's stdout and stderr, save them under :func:`log_path` (secrets redacted)
+    and, when ``image`` is given (a failure), read them for known causes. Never raises for a
+    file that cannot be written: the job must still be reported, or Snakemake waits for ever."""
+    streams = {name: fetch_stream(client, prominence_id, name) for name in ("stdout", "stderr")}
+    path: Path | None = None
+    problem = None
+    try:
+        path = save_job_log(
+            log_path(job, prominence_id),
+            job_log_header(prominence_id, detail, outcome),
+            streams,
+            secrets,
+        )
+    except OSError as e:
+        problem = f"Could not save the log of PROMINENCE job {prominence_id}: {e}"
+    findings = [] if image is None else explain(streams["stderr"] + "\n" + streams["stdout"], image)
+    return KeptLog(path, problem, findings)
