@@ -20,3 +20,13 @@ def emulator(tmp_path_factory):
 
     with Emulator(port=0, state_dir=tmp_path_factory.mktemp("emulator"), cpus=4, memory=16) as emu:
         yield emu
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests (end-to-end runs, the build) first, fast ones last, each group in its usual
+    order: parallel workers (scripts/test.sh) then take the long files at the start and fill
+    the end with short tests, instead of one worker starting a long file when the others are
+    done."""
+    items.sort(
+        key=lambda item: not (item.get_closest_marker("e2e") or item.get_closest_marker("slow"))
+    )

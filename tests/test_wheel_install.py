@@ -32,6 +32,8 @@ from packaging.requirements import Requirement
 
 from snakemake_executor_plugin_prominence import ExecutorSettings
 
+pytestmark = pytest.mark.slow  # one build and two virtual environments, about 90 s
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 PACKAGE = "snakemake_executor_plugin_prominence"
