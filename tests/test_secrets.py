@@ -92,7 +92,10 @@ def test_token_file_refreshed_mid_run_is_picked_up(tmp_path, emulator):
     workdir = tmp_path / "wf"
     shutil.copytree(WORKFLOWS / "sleepers", workdir)
     token_file = tmp_path / "token"
-    token_file.write_text(json.dumps({"access_token": jwt(time.time() + 10)}))
+    # Long enough for Snakemake to start on a loaded machine (it refuses an expired token at
+    # start), short enough to expire while the 35-s job runs.
+    expires = time.time() + 30
+    token_file.write_text(json.dumps({"access_token": jwt(expires)}))
     token_file.chmod(0o600)
     import subprocess
 
@@ -106,7 +109,7 @@ def test_token_file_refreshed_mid_run_is_picked_up(tmp_path, emulator):
                 *base_args(tmp_path / "storage"),
                 "--prominence-token-file", str(token_file),
                 "--prominence-max-status-interval", "3",
-                "--config", "count=1", "seconds=15",
+                "--config", "count=1", "seconds=35",
             ],
             cwd=workdir,
             env={"PATH": f"{BIN}:/usr/bin:/bin", "PROMINENCE_URL": emulator.url,
@@ -131,6 +134,7 @@ def test_token_file_refreshed_mid_run_is_picked_up(tmp_path, emulator):
     assert process.returncode == 0, output[-4000:]
     assert "and nothing can renew it" in output  # warned at start
     assert (tmp_path / "storage" / "slept" / "0.txt").exists()
+    assert time.time() > expires  # the run outlived the first token: it needed the new one
 
 
 def test_a_refused_token_stops_the_run_before_anything_is_submitted(tmp_path):

@@ -126,8 +126,8 @@ def test_short_lived_tokens_are_renewed_ahead_by_a_command_and_by_the_refresh_gr
     token_file.write_text(json.dumps(first))
     token_file.chmod(0o600)
 
-    # 6 jobs in 2 waves of >= 8 s: past the first token's renewal point (9 s) in any case.
-    config = ["--config", "count=6", "seconds=8"]
+    # 2 jobs of 16 s: past the first token's renewal point (9 s) in any case.
+    config = ["--config", "count=2", "seconds=16"]
     by_command = start(
         plugin_args(tmp_path / "store-a", 3, *config, "--prominence-token-command", str(command)),
         sleepers(tmp_path, "a"),
@@ -164,7 +164,7 @@ def test_short_lived_tokens_are_renewed_ahead_by_a_command_and_by_the_refresh_gr
         assert "PAUSED" not in output and "nothing can renew it" not in output
     assert "the token command `" in out_a and "the refresh token in " in out_b
     for output in (out_a, out_b):
-        assert len(run_jobs(emu, output)) == 6
+        assert len(run_jobs(emu, output)) == 2
         assert all(job["status"] == "completed" for job in run_jobs(emu, output))
 
     # The token file holds the last renewed token (valid, newer than the first) and a rotated
@@ -203,17 +203,17 @@ def test_a_run_survives_three_expired_tokens_and_an_outage_with_every_job_exactl
     # (some of them are refused and must be held, then sent once, after the pause).
     emu.set_faults(latency=0.5)
     process = start(
-        # 16 jobs in two waves of 10 s: the second wave outlasts the three pauses; two
-        # submissions at a time, so that the first wave is still being submitted when the
-        # first job exists and the token goes
+        # 8 jobs in two waves of 20 s: the second wave is submitted when the second pause
+        # ends and outlasts the third; two submissions at a time, so that the first wave is
+        # still being submitted when the first job exists and the token goes
         plugin_args(
             tmp_path / "store",
-            8,
+            4,
             "--prominence-submit-concurrency",
             "2",
             "--config",
-            "count=16",
-            "seconds=10",
+            "count=8",
+            "seconds=20",
         ),
         workdir,
         {"PROMINENCE_URL": emu.url, "HOME": str(home)},
@@ -256,16 +256,16 @@ def test_a_run_survives_three_expired_tokens_and_an_outage_with_every_job_exactl
     held = [int(n) for n in re.findall(r"the run resumes \((\d+) held job", output)]
     assert held[0] > 0, "no submission was refused and held"
     assert "Error in rule" not in output and "did not accept the job" not in output
-    # Snakemake reported each of its 17 jobs (16 sleepers and `all`) exactly once...
+    # Snakemake reported each of its 9 jobs (8 sleepers and `all`) exactly once...
     finished = re.findall(r"Finished jobid: (\d+)", output)
-    assert len(finished) == len(set(finished)) == 17
-    assert "17 of 17 steps (100%) done" in output
+    assert len(finished) == len(set(finished)) == 9
+    assert "9 of 9 steps (100%) done" in output
     # ...and PROMINENCE holds exactly one job per Snakemake job that ran there.
     jobs = run_jobs(emu, output)
     keys = [job["labels"]["snakemakejob"] for job in jobs]
-    assert len(jobs) == 16 and len(set(keys)) == 16
+    assert len(jobs) == 8 and len(set(keys)) == 8
     assert all(job["status"] == "completed" for job in jobs)
-    assert len(list((tmp_path / "store" / "slept").iterdir())) == 16
+    assert len(list((tmp_path / "store" / "slept").iterdir())) == 8
 
 
 def test_a_token_that_never_comes_back_ends_the_run_after_the_wait_and_leaves_jobs_findable(
