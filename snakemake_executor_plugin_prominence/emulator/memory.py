@@ -22,8 +22,9 @@ from .submission import MB_PER_GB
 log = logging.getLogger(__name__)
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-#: seconds between two looks at /proc
-INTERVAL = 0.25
+#: seconds between two looks at /proc (each reads every process's stat: a few ms of CPU on a
+#: busy host; HTCondor itself refreshes a job's memory usage far less often)
+INTERVAL = 1.0
 #: looks in a row a job must be over its limit before it is held: a process that has just
 #: forked, before it execs, shows the pages of its (possibly large) parent for a moment
 SAMPLES_OVER = 2
