@@ -29,7 +29,8 @@ wanted="$oldest $(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "Installing the plugin with Snakemake $oldest and the test tools ..." >&2
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    # no bytecode at install, as in bootstrap.sh: compiled when first imported
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
         -e "$ROOT[test]" "snakemake==$oldest"
     echo "$wanted" > "$stamp"
 fi
