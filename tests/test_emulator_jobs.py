@@ -272,13 +272,18 @@ def test_stop_kills_running_jobs(tmp_path):
 
 
 def test_instant_mode(tmp_path):
-    with Emulator(instant=True, job_seconds=0.3, state_dir=tmp_path) as emu:
+    # Jobs of 3 s: the 20 submissions and the first listing fit in that on a loaded machine.
+    with Emulator(instant=True, job_seconds=3, state_dir=tmp_path) as emu:
         api = Api(emu.url)
         job_ids = [api.submit(job("exit 1")) for _ in range(20)]
-        listed = api.get("/jobs?id=" + ",".join(map(str, job_ids))).json()
+        ids = ",".join(map(str, job_ids))
+        listed = api.get("/jobs?id=" + ids).json()
         assert {j["status"] for j in listed} == {"running"}
-        time.sleep(0.35)
-        listed = api.get("/jobs?detail&id=" + ",".join(map(str, job_ids))).json()
+        assert wait_until(
+            lambda: {j["status"] for j in api.get("/jobs?id=" + ids).json()} == {"completed"},
+            timeout=30,
+        )
+        listed = api.get("/jobs?detail&id=" + ids).json()
         assert {j["status"] for j in listed} == {"completed"}
         assert {j["execution"]["tasks"][0]["exitCode"] for j in listed} == {0}
         assert emu.stats()["jobs"]["completed"] == 20
