@@ -11,7 +11,10 @@ import statement counts, also one inside a function or under ``TYPE_CHECKING``.
 from __future__ import annotations
 
 import ast
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -103,18 +106,37 @@ def test_the_package_has_exactly_the_rooms_of_the_layout():
         assert (ROOT / f"{name}.py").is_file(), name
 
 
-def test_the_top_level_module_only_re_exports_what_snakemake_looks_for():
+def test_the_top_level_module_holds_only_what_snakemake_looks_for():
     import snakemake_executor_plugin_prominence as plugin
 
     assert plugin.__all__ == ["Executor", "ExecutorSettings", "common_settings"]
     tree = ast.parse((ROOT / "__init__.py").read_text())
-    names = {
+    defined = {node.name for node in tree.body if isinstance(node, ast.ClassDef | ast.FunctionDef)}
+    assert defined == {"Executor"}  # the handle; the settings are imported from settings.py
+    imported = {
         alias.asname or alias.name
         for node in tree.body
-        if isinstance(node, ast.ImportFrom)
+        if isinstance(node, ast.ImportFrom) and node.module.startswith(plugin.__name__)
         for alias in node.names
     }
-    assert names == set(plugin.__all__)
+    assert imported == {"ExecutorSettings", "common_settings"}
+
+
+def test_snakemake_loads_the_plugin_without_the_executor_and_its_http_client():
+    """Snakemake imports every installed plugin at each start, also inside each job."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, snakemake_executor_plugin_prominence\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('requests', "
+            "'urllib3', 'snakemake_executor_plugin_prominence.')))))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(loaded) == ["snakemake_executor_plugin_prominence.settings"]
 
 
 SUB_PACKAGES = sorted(path.parent.name for path in ROOT.glob("*/__init__.py"))
