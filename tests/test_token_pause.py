@@ -278,7 +278,7 @@ def test_a_token_that_never_comes_back_ends_the_run_after_the_wait_and_leaves_jo
         plugin_args(
             tmp_path / "store",
             2,
-            "--config", "count=1", "seconds=90",
+            "--config", "count=1", "seconds=600",
             "--prominence-max-token-wait", "0.25",
         ),
         sleepers(tmp_path, "wf"),
@@ -324,7 +324,8 @@ def test_ctrl_c_while_paused_says_how_to_delete_the_jobs_later(tmp_path, token_e
     emu.set_token_lifetime(3600)
     log = tmp_path / "run.log"
     process = start(
-        plugin_args(tmp_path / "store", 2, "--config", "count=1", "seconds=90"),
+        # a job that outlasts the whole test on any machine: it must still run at the end
+        plugin_args(tmp_path / "store", 2, "--config", "count=1", "seconds=600"),
         sleepers(tmp_path, "wf"),
         {
             "PROMINENCE_URL": emu.url,
