@@ -43,7 +43,7 @@ from snakemake_executor_plugin_prominence.job.labels import (
 )
 from snakemake_executor_plugin_prominence.job.verdict import ACTIVE_STATUSES, is_finished, verdict
 from snakemake_executor_plugin_prominence.run import runinfo
-from snakemake_executor_plugin_prominence.run.tracking import url_chunks
+from snakemake_executor_plugin_prominence.run.tracking import show_ids, url_chunks
 from snakemake_executor_plugin_prominence.service.client import ProminenceClient, ProminenceError
 
 #: Why a candidate for the same Snakemake job is not adopted, by case.
@@ -178,7 +178,7 @@ class Adoption:
         later = "deleted" if self._cancel else "reported"
         self._logger.info(
             f"PROMINENCE: {count} job(s) of earlier runs of this workflow directory are still "
-            f"queued or running ({runinfo.show_ids(sorted(self._candidates))}): each is adopted "
+            f"queued or running ({show_ids(sorted(self._candidates))}): each is adopted "
             "when this run asks for the same work, instead of being submitted again; those no "
             f"job of this run asks for are {later} at the end."
         )
@@ -374,7 +374,7 @@ class Adoption:
             left = runinfo.still_active(self._client, left)
         if not left:
             return
-        shown = runinfo.show_ids(left)
+        shown = show_ids(left)
         if self._cancel:
             deleted = runinfo.delete_in_chunks(
                 self._client, left, self._logger, self._run.workdir_constraint

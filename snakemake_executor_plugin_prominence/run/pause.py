@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from snakemake_executor_plugin_prominence.run.tracking import show_ids
+
 #: How often the user is reminded while the run is paused.
 REMIND_SECONDS = 600.0
 
@@ -122,7 +124,7 @@ def resumed_message(paused_for: float, held: int) -> str:
 
 
 def gave_up_message(waited: float, running: list[int], held: int, run_constraint: str) -> str:
-    shown = ", ".join(map(str, running[:20])) + (" ..." if len(running) > 20 else "")
+    shown = show_ids(running)
     return (
         f"No valid PROMINENCE token for {minutes(waited)} (--prominence-max-token-wait): "
         f"stopping. {len(running)} job(s) of this run may still be running on PROMINENCE"

@@ -23,7 +23,7 @@ from typing import Any
 from snakemake_executor_plugin_prominence.job.description import label_value
 from snakemake_executor_plugin_prominence.job.labels import HEAD_LABEL, RUN_LABEL, WORKDIR_LABEL
 from snakemake_executor_plugin_prominence.job.verdict import ACTIVE_STATUSES
-from snakemake_executor_plugin_prominence.run.tracking import url_chunks
+from snakemake_executor_plugin_prominence.run.tracking import show_ids, url_chunks
 from snakemake_executor_plugin_prominence.service.client import (
     AuthenticationError,
     ProminenceClient,
@@ -155,11 +155,6 @@ def handle_leftovers(
         f"directory: {shown}."
     )
     return ids
-
-
-def show_ids(ids: list[int], limit: int = 20) -> str:
-    """``1, 2, 3`` (the first ``limit`` ids, then `` ...``)."""
-    return ", ".join(map(str, ids[:limit])) + (" ..." if len(ids) > limit else "")
 
 
 def active_job_ids(client: ProminenceClient, constraint: str) -> list[int]:

@@ -45,6 +45,11 @@ def url_chunks(ids: Iterable[int], max_chars: int = MAX_ID_CHARS) -> Iterator[li
         yield chunk
 
 
+def show_ids(ids: Sequence[int], limit: int = 20) -> str:
+    """``1, 2, 3`` for a message: the first ``limit`` ids, then `` ...``."""
+    return ", ".join(map(str, ids[:limit])) + (" ..." if len(ids) > limit else "")
+
+
 # --- one status cycle ------------------------------------------------------------------
 
 
@@ -275,7 +280,7 @@ def outage_message(
     base_url: str, down_seconds: float, limit_minutes: int, ids: list[int], constraint: str
 ) -> str:
     """Why the run stops after PROMINENCE stopped answering, and how to find its jobs."""
-    shown = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+    shown = show_ids(ids)
     return (
         f"PROMINENCE at {base_url} has not answered for {down_seconds / 60:.0f} minutes "
         f"(--prominence-max-outage {limit_minutes}); stopping. {len(ids)} job(s) of this run "
