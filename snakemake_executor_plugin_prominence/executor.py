@@ -142,8 +142,9 @@ class Executor(RemoteExecutor):
         held (with whether an earlier try may have created them) and the run pauses."""
         pending = []
         for job, description, look_first in ready:
-            tag = (job, description["tasks"][0]["image"], overdue.Request.of(description, job))
-            future = self._submitter.submit(description, tag=tag, look_first=look_first)
+            future = self._submitter.submit(
+                description, tag=_tag(job, description), look_first=look_first
+            )
             pending.append((job, description, future))
         refused: list[tuple[JobExecutorInterface, dict[str, Any], bool]] = []
         refusal: AuthenticationError | None = None
@@ -172,8 +173,7 @@ class Executor(RemoteExecutor):
     ) -> None:
         """Track an earlier run's job as if this run had just submitted it; one that has
         completed with exit code 0 is judged at once (``run.adoption``)."""
-        tag = (job, description["tasks"][0]["image"], overdue.Request.of(description, job))
-        self._created(tag, found.prominence_id)
+        self._created(_tag(job, description), found.prominence_id)
         info = self._unfinished.get(found.prominence_id)
         if found.done:
             self._finish(info, found.prominence_id, found.detail)
@@ -413,6 +413,14 @@ class Executor(RemoteExecutor):
     def _forget(self, prominence_id: int) -> None:
         self._unfinished.discard(prominence_id)
         self._tracker.forget(prominence_id)
+
+
+def _tag(
+    job: JobExecutorInterface, description: dict[str, Any]
+) -> tuple[JobExecutorInterface, str, overdue.Request]:
+    """What :meth:`Executor._created` needs of a job once it exists on PROMINENCE: the job, its
+    image (for the diagnostics of a failure) and its request (queue limit, held grace)."""
+    return job, description["tasks"][0]["image"], overdue.Request.of(description, job)
 
 
 def _prominence_id(info: SubmittedJobInfo) -> int | None:
